@@ -1,0 +1,40 @@
+# Two entry points for a fresh machine: `make bench` and `make test` (see README.md).
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+OUT     ?= results/quick
+WORKERS ?= $(shell nproc)
+
+.PHONY: install bench plots test lint speed smoke clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Python 3.11 is required)"; exit 2; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade --quiet pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/awac-bench sweep --preset quick --out $(OUT) --workers $(WORKERS)
+	$(BIN)/awac-bench plots $(OUT)
+
+plots: $(STAMP)
+	$(BIN)/awac-bench plots $(OUT)
+
+smoke: $(STAMP)
+	$(BIN)/awac-bench sweep --preset smoke --out results/smoke --workers $(WORKERS)
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+speed: $(STAMP)
+	$(BIN)/pytest benchmarks_speed --benchmark-enable --benchmark-only -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,192 @@
+"""The contract every algorithm implements, and the strict config base class.
+
+An algorithm is a bag of networks plus one gradient step. The harness (``benchmarks.harness``)
+owns the protocol: when the phase switches, how data is collected and how the policy is evaluated.
+An algorithm only *declares* what it needs from that protocol (see ``Algorithm`` class attributes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import torch
+
+
+class UserError(Exception):
+    """Bad input from the user (unknown name, bad file, bad config). The CLI prints it and exits 2."""
+
+
+class Batch(NamedTuple):
+    """A minibatch of transitions, all float32 tensors on the algorithm's device.
+
+    ``done`` is 1.0 where the transition ended in a true terminal state (never at a time limit).
+    ``ret`` holds per-sample regression targets for algorithms that declare ``needs_returns``
+    (AWR's TD(lambda) returns), otherwise it is an empty tensor.
+    """
+
+    obs: torch.Tensor
+    act: torch.Tensor
+    rew: torch.Tensor
+    next_obs: torch.Tensor
+    done: torch.Tensor
+    ret: torch.Tensor
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a CLI string (or JSON value) to the type of a config field."""
+    ann = annotation if not isinstance(annotation, str) else eval(annotation, vars(typing))  # noqa: S307
+    origin = typing.get_origin(ann)
+    args = typing.get_args(ann)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        ann = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(ann), typing.get_args(ann)
+    try:
+        if origin is tuple or ann is tuple:
+            if isinstance(value, str):
+                value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+            inner = args[0] if args else int
+            return tuple(_coerce(v, inner, key) for v in value)
+        if ann is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if ann in (int, float, str):
+            if ann is int and isinstance(value, str):
+                return int(float(value)) if "e" in value.lower() else int(value)
+            return ann(value)
+    except (TypeError, ValueError):
+        raise UserError(f"config key '{key}': cannot read {value!r} as {getattr(ann, '__name__', ann)}") from None
+    return value
+
+
+@dataclass
+class Config:
+    """Base for every algorithm's config. Subclasses are dataclasses whose field comments cite sources.
+
+    ``from_dict`` is strict: an unknown key is a ``UserError`` naming it and the valid keys.
+    """
+
+    @classmethod
+    def from_dict(cls, overrides: dict[str, Any] | None = None) -> Config:
+        overrides = dict(overrides or {})
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise UserError(
+                f"unknown config key(s) for {cls.__name__}: {', '.join(unknown)} "
+                f"(valid: {', '.join(sorted(fields))})"
+            )
+        hints = typing.get_type_hints(cls)
+        values = {k: _coerce(v, hints[k], k) for k, v in overrides.items()}
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Algorithm:
+    """Base class. Subclasses set ``name`` and ``Config`` and implement the abstract methods.
+
+    Declarations read by the harness (class attributes; the defaults suit off-policy actor-critics):
+
+    - ``learns_online``: if False the harness still collects and evaluates online but never calls
+      ``update`` there (the paper's BC is a flat line online).
+    - ``needs_returns``: batches carry ``ret`` (returns computed by ``prepare_updates``).
+    - ``presets``: named config overrides, e.g. AWAC's "hand" variant; a task may pick one by family.
+    """
+
+    name: ClassVar[str] = "base"
+    Config: ClassVar[type[Config]] = Config
+    learns_online: ClassVar[bool] = True
+    needs_returns: ClassVar[bool] = False
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, obs_dim: int, act_dim: int, config: Config, device: str | torch.device = "cpu"):
+        self.obs_dim = obs_dim
+        self.act_dim = act_dim
+        self.cfg = config
+        self.device = torch.device(device)
+        self.grad_steps = 0
+
+    # -- the protocol's rhythm --------------------------------------------------------------
+    def batch_size(self, phase: str) -> int:
+        """Minibatch size for ``phase`` in {"offline", "online"}."""
+        return int(self.cfg.batch_size)
+
+    def online_rhythm(self) -> tuple[int, int]:
+        """(environment steps to collect, gradient updates to run) per online iteration.
+
+        The default is one update per environment step; the harness multiplies the update count by
+        its update-to-data ratio. AWR overrides this with its own collection rhythm.
+        """
+        return 1, 1
+
+    def buffer_capacity(self, offline_size: int, online_steps: int) -> int:
+        """Replay capacity. Default: everything (offline data plus every online transition)."""
+        return offline_size + online_steps
+
+    def prepare_updates(self, buffer) -> None:  # noqa: B027 - optional hook
+        """Called before every block of updates (e.g. AWR recomputes TD(lambda) returns)."""
+
+    def on_phase_switch(self, buffer) -> None:  # noqa: B027 - optional hook
+        """Called once between the offline and the online phase."""
+
+    # -- what every algorithm implements ----------------------------------------------------
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        raise NotImplementedError
+
+    def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:
+        """Everything that makes up the state: networks, target networks, optimizers."""
+        raise NotImplementedError
+
+    # -- diagnostics used by the analysis (optional) ----------------------------------------
+    def log_likelihood(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor | None:
+        """Per-sample log pi(a|s); None if the policy has no density."""
+        return None
+
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor | None:
+        """Per-sample Q(s, a) estimate (min over the ensemble); None if there is no critic."""
+        return None
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = {k: m.state_dict() for k, m in self.modules().items()}
+        state["_grad_steps"] = self.grad_steps
+        state.update(self.extra_state())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state[k])
+        self.grad_steps = int(state["_grad_steps"])
+        self.load_extra_state(state)
+
+    def extra_state(self) -> dict[str, Any]:
+        """Tensors that are not inside a module (e.g. SAC's log alpha)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def save(self, path: str) -> None:
+        torch.save(self.state_dict(), path)
+
+    def load(self, path: str) -> None:
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+
+    # -- helpers shared by subclasses ---------------------------------------------------------
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)

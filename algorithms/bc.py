@@ -1,0 +1,71 @@
+"""Behaviour cloning: maximum likelihood of the dataset's actions (the AWAC paper's BC baseline).
+
+    L = -mean_B log pi(a|s)
+
+The policy is the same Gaussian as AWAC's (rlkit's ``GaussianPolicy``, tanh mean, state-independent
+log-std), trained as rlkit's ``AWACTrainer.run_bc_batch`` does. By default BC does not learn online:
+the paper draws it as a flat line after the switch. ``learn_online=True`` keeps cloning the growing
+buffer (online data included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from algorithms import register
+from algorithms.base import Algorithm, Batch, Config
+from algorithms.networks import GaussianPolicy, make_adam
+
+
+@dataclass
+class BCConfig(Config):
+    # rlkit examples/awac/hand/awac1.py policy_kwargs: hidden_sizes=[256, 256], min/max_log_std -6/0
+    actor_hidden: tuple[int, ...] = (256, 256)
+    min_log_std: float = -6.0
+    max_log_std: float = 0.0
+    # rlkit awac1.py trainer_kwargs: policy_lr=3e-4, policy_weight_decay=1e-4 (the BC optimizer is the policy's)
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    # rlkit AWACTrainer default bc_batch_size=128
+    batch_size: int = 128
+    # AWAC paper Fig. 3: BC is offline only (flat line online); True keeps cloning the online buffer
+    learn_online: bool = False
+
+
+@register
+class BC(Algorithm):
+    name = "bc"
+    Config = BCConfig
+
+    def __init__(self, obs_dim: int, act_dim: int, config: BCConfig, device="cpu"):
+        super().__init__(obs_dim, act_dim, config, device)
+        c = config
+        self.actor = GaussianPolicy(obs_dim, act_dim, c.actor_hidden, c.min_log_std, c.max_log_std).to(self.device)
+        self.opt = make_adam(self.actor.parameters(), c.lr, c.weight_decay)
+
+    @property
+    def learns_online(self) -> bool:  # type: ignore[override]
+        return bool(self.cfg.learn_online)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        loss = -self.actor.log_prob(batch.obs, batch.act).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.grad_steps += 1
+        return {"bc_loss": loss.item()}
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        mean, log_std = self.actor(self._obs_tensor(obs))
+        a = mean if deterministic else mean + torch.exp(log_std) * torch.randn_like(mean)
+        return a.clamp(-1.0, 1.0).cpu().numpy()
+
+    def modules(self):
+        return {"actor": self.actor, "opt": self.opt}
+
+    def log_likelihood(self, obs, act):
+        return self.actor.log_prob(obs, act)

@@ -1,0 +1,140 @@
+"""SAC with automatic entropy tuning (Haarnoja et al. 2018, arXiv 1812.05905) and the SACfD recipe.
+
+SACfD is the AWAC paper's main off-policy baseline (Sec. 5.2): SAC whose replay buffer is seeded with
+the offline data and which is pretrained on it with ordinary SAC updates before online fine-tuning.
+The data-in-buffer and offline-phase parts are the harness's protocol; this file is SAC's update.
+SACfD-prior (preset ``prior``) first fits the actor to the dataset by behaviour cloning.
+
+One gradient step on {(s, a, r, s', d)}:
+
+Critic:  a' ~ pi(.|s'),  y = r + gamma (1 - d) [ min_j Q'_j(s', a') - alpha log pi(a'|s') ]
+         L_Q = sum_j mean (Q_j(s, a) - y)^2
+Actor:   a~ ~ pi(.|s) (reparameterised),  L_pi = mean[ alpha log pi(a~|s) - min_j Q_j(s, a~) ]
+Alpha:   L_alpha = -mean[ log_alpha * (log pi(a~|s) + H_target) ],  H_target = -|A|
+Targets: Polyak averaging with tau after every step.
+BC warm start (first ``bc_init_steps`` steps only): L_pi = -mean log pi(a|s) on dataset actions.
+
+The critic is stepped first and the actor then uses the updated critic (CleanRL's order).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from algorithms import register
+from algorithms.base import Algorithm, Batch, Config
+from algorithms.networks import TanhGaussianPolicy, TwinQ, make_adam, soft_update
+
+
+@dataclass
+class SACConfig(Config):
+    # SAC v2 paper (arXiv 1812.05905) Table 1: 2 hidden layers of 256 units for policy and Q
+    actor_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: tuple[int, ...] = (256, 256)
+    # Table 1: Adam, learning rate 3e-4 for every network and for alpha
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    # Table 1: discount 0.99, target smoothing coefficient 0.005, minibatch 256
+    gamma: float = 0.99
+    tau: float = 5e-3
+    batch_size: int = 256
+    # Table 1 / Sec. 5: target entropy -dim(A); None means -act_dim
+    target_entropy: float | None = None
+    # initial temperature alpha = 1 (log alpha = 0), as rlkit's SACTrainer and CleanRL start
+    init_alpha: float = 1.0
+    # SACfD-prior (AWAC paper Sec. 5.2): behaviour-cloning steps that initialise the actor; 0 = plain SACfD
+    bc_init_steps: int = 0
+
+
+@register
+class SAC(Algorithm):
+    name = "sacfd"
+    Config = SACConfig
+    # "prior": the AWAC paper's SACfD-prior; 10k BC steps is our choice (the paper gives no count)
+    presets = {"default": {}, "prior": {"bc_init_steps": 10_000}}
+
+    def __init__(self, obs_dim: int, act_dim: int, config: SACConfig, device="cpu"):
+        super().__init__(obs_dim, act_dim, config, device)
+        c = config
+        self.actor = TanhGaussianPolicy(obs_dim, act_dim, c.actor_hidden).to(self.device)
+        self.critic = TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device)
+        self.critic_target = TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.log_alpha = torch.tensor([math.log(c.init_alpha)], device=self.device, requires_grad=True)
+        self.target_entropy = float(-act_dim if c.target_entropy is None else c.target_entropy)
+        self.actor_opt = make_adam(self.actor.parameters(), c.actor_lr)
+        self.critic_opt = make_adam(self.critic.parameters(), c.critic_lr)
+        self.alpha_opt = make_adam([self.log_alpha], c.alpha_lr)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        if self.grad_steps < self.cfg.bc_init_steps:
+            return self._bc_update(batch)
+        c = self.cfg
+        obs, act, rew, next_obs, done = batch.obs, batch.act, batch.rew, batch.next_obs, batch.done
+        alpha = self.log_alpha.detach().exp()
+
+        with torch.no_grad():
+            next_act, next_logp = self.actor.rsample(next_obs)
+            next_v = self.critic_target.min_q(next_obs, next_act) - alpha * next_logp
+            y = rew + c.gamma * (1.0 - done) * next_v
+        q1, q2 = self.critic(obs, act)
+        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        self.critic.requires_grad_(False)  # the actor's gradient flows through Q into the action only
+        pi_act, logp = self.actor.rsample(obs)
+        actor_loss = (alpha * logp - self.critic.min_q(obs, pi_act)).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self.critic.requires_grad_(True)
+
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+
+        soft_update(self.critic_target, self.critic, c.tau)
+        self.grad_steps += 1
+        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(),
+                "alpha": alpha.item(), "entropy": -logp.mean().item(), "q_mean": q1.mean().item()}
+
+    def _bc_update(self, batch: Batch) -> dict[str, float]:
+        loss = -self.actor.log_prob(batch.obs, batch.act).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.actor_opt.step()
+        self.grad_steps += 1
+        return {"bc_loss": loss.item()}
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        o = self._obs_tensor(obs)
+        a = self.actor.deterministic(o) if deterministic else self.actor.rsample(o)[0]
+        return a.cpu().numpy()
+
+    def modules(self):
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
+                "actor_opt": self.actor_opt, "critic_opt": self.critic_opt, "alpha_opt": self.alpha_opt}
+
+    def extra_state(self):
+        return {"log_alpha": self.log_alpha.detach().clone()}
+
+    def load_extra_state(self, state):
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+
+    def log_likelihood(self, obs, act):
+        return self.actor.log_prob(obs, act)
+
+    def q_value(self, obs, act):
+        return self.critic.min_q(obs, act)

@@ -1,0 +1,192 @@
+"""``awac-bench``: run, sweep, data, plots (and speed). Bad input: one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+from algorithms.base import UserError
+
+
+def _parse_sets(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise UserError(f"--set expects KEY=VALUE, got '{it}'")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _csv_list(s: str | None, cast=str):
+    return [cast(x) for x in s.split(",") if x.strip()] if s else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="awac-bench", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="one offline->online run")
+    r.add_argument("--algo", required=True)
+    r.add_argument("--task", required=True, help="registered task name, or 'custom' with --dataset/--env")
+    r.add_argument("--dataset", help="D4RL-layout HDF5 file (overrides the task's)")
+    r.add_argument("--env", help="gymnasium id (overrides the task's)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--offline-steps", type=int, default=10_000)
+    r.add_argument("--online-steps", type=int, default=10_000)
+    r.add_argument("--eval-every", type=int, default=1_000, help="online env steps between evaluations")
+    r.add_argument("--eval-every-offline", type=int, default=0, help="offline grad steps between evaluations")
+    r.add_argument("--eval-episodes", type=int, default=5)
+    r.add_argument("--utd", type=int, default=1, help="updates per environment step")
+    r.add_argument("--algo-preset", help="named config variant, e.g. awac: hand|mujoco|paper, sacfd: prior")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an algorithm config key")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--threads", type=int, default=1, help="torch threads (1 per run is fastest per core)")
+    r.add_argument("--save-model", action="store_true")
+    r.add_argument("--out", required=True)
+    r.add_argument("--no-progress", action="store_true")
+
+    s = sub.add_parser("sweep", help="the algorithm x task x seed grid of a preset, one process per core")
+    s.add_argument("--preset", required=True, help="smoke | quick | paper")
+    s.add_argument("--out", required=True)
+    s.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    s.add_argument("--algos", help="comma-separated subset of algorithms")
+    s.add_argument("--tasks", help="comma-separated subset of tasks")
+    s.add_argument("--seeds", help="comma-separated seeds")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every run")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--backend", choices=["process", "ray"], default="process",
+                   help="process: local worker processes; ray: a Ray cluster (pip install '.[ray]')")
+    s.add_argument("--fresh", action="store_true", help="rerun runs that already finished")
+
+    d = sub.add_parser("data", help="generate or inspect datasets")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    g = dsub.add_parser("generate", help="regenerate an embedded dataset (fixed seed, checksum recorded)")
+    g.add_argument("--task", default="halfcheetah-sac-replay")
+    g.add_argument("--steps", type=int)
+    g.add_argument("--random-steps", type=int)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--out", help="output file (default: the task's dataset path, and the manifest is updated)")
+    i = dsub.add_parser("info", help="summary and checksum of a dataset file or task")
+    i.add_argument("target", help="task name or HDF5 path")
+
+    pl = sub.add_parser("plots", help="figures and report.md from stored results (trains nothing)")
+    pl.add_argument("dir")
+
+    sub.add_parser("list", help="registered algorithms (with presets) and tasks")
+    return p
+
+
+def cmd_run(a) -> int:
+    from benchmarks.harness import RunSpec, run
+
+    spec = RunSpec(algo=a.algo, task=a.task, seed=a.seed, offline_steps=a.offline_steps,
+                   online_steps=a.online_steps, eval_every=a.eval_every, eval_every_offline=a.eval_every_offline,
+                   eval_episodes=a.eval_episodes, utd=a.utd, algo_preset=a.algo_preset,
+                   overrides=_parse_sets(a.set), dataset=a.dataset, env=a.env, device=a.device,
+                   threads=a.threads, save_model=a.save_model)
+    run_dir = run(spec, a.out, progress=not a.no_progress)
+    from benchmarks.results import collect_sweep
+
+    collect_sweep(a.out)
+    print(f"results: {run_dir}")
+    return 0
+
+
+def cmd_sweep(a) -> int:
+    from benchmarks.presets import grid
+    from benchmarks.sweep import run_sweep
+
+    specs = grid(a.preset, _csv_list(a.algos), _csv_list(a.tasks), _csv_list(a.seeds, int), a.device,
+                 _parse_sets(a.set))
+    return run_sweep(specs, a.out, workers=a.workers, backend=a.backend, fresh=a.fresh)
+
+
+def cmd_data(a) -> int:
+    import numpy as np
+
+    from benchmarks import generate
+    from benchmarks.data import load_d4rl_hdf5
+    from benchmarks.tasks import TASKS
+
+    if a.data_cmd == "generate":
+        if a.task not in generate.DEFAULTS:
+            raise UserError(f"no generator for task '{a.task}' (generated: {', '.join(generate.DEFAULTS)})")
+        d = dict(generate.DEFAULTS[a.task])
+        for k in ("steps", "random_steps", "seed"):
+            if getattr(a, k) is not None:
+                d[k] = getattr(a, k)
+        if d["steps"] < 2 or d["random_steps"] < 0:
+            raise UserError("--steps must be >= 2 and --random-steps >= 0")
+        path = a.out or TASKS[a.task].dataset_path
+        ds, info = generate.generate_sac_replay(a.task, path, progress=True, **d)
+        if a.out is None:
+            generate.record_manifest(a.task, info)
+        print(f"wrote {path}: {info['rows']} rows, sha256 {info['sha256']}, "
+              f"mean episode return {info['episode_return_mean']}")
+        return 0
+    target = a.target
+    path = TASKS[target].dataset_path if target in TASKS else target
+    ds = load_d4rl_hdf5(path)
+    rets = ds.episode_returns()
+    print(f"file        {path}")
+    print(f"rows        {len(ds)}  (obs {ds.obs_dim}, act {ds.act_dim})")
+    print(f"episodes    {len(rets)}  return mean {rets.mean():.2f}  min {rets.min():.2f}  max {rets.max():.2f}")
+    print(f"terminals   {int(ds.done.sum())}   timeouts {int(ds.timeout.sum())}")
+    print(f"reward      mean {ds.rew.mean():.4f}  min {ds.rew.min():.4f}  max {ds.rew.max():.4f}")
+    print(f"actions     min {ds.act.min():.3f}  max {ds.act.max():.3f}  |a|>1: {int((np.abs(ds.act) > 1).sum())}")
+    print(f"sha256      {ds.checksum()}")
+    entry = generate.manifest_entry(target) if target in TASKS else None
+    if entry:
+        ok = entry["sha256"] == ds.checksum()
+        print(f"manifest    {'matches' if ok else 'DIFFERS from'} the recorded checksum ({entry['command']})")
+        if not ok:
+            return 1
+    return 0
+
+
+def cmd_plots(a) -> int:
+    if not os.path.isdir(a.dir):
+        raise UserError(f"results directory not found: {a.dir}")
+    from analysis.report import make_report
+
+    path = make_report(a.dir)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_list(a) -> int:
+    import algorithms
+    from benchmarks.tasks import TASKS
+
+    print("algorithms:")
+    for n in algorithms.names():
+        cls = algorithms.get(n)
+        print(f"  {n:10s} presets: {', '.join(cls.presets) or '-'}")
+    print("tasks:")
+    for t in TASKS.values():
+        print(f"  {t.name:24s} {t.description}")
+    print("  custom                   --dataset PATH --env GYM_ID")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*reward functions were updated.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    handler = {"run": cmd_run, "sweep": cmd_sweep, "data": cmd_data, "plots": cmd_plots, "list": cmd_list}[a.cmd]
+    try:
+        return handler(a)
+    except UserError as e:
+        print(f"awac-bench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("awac-bench: interrupted (finished rows are on disk)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
