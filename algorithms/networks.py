@@ -2,9 +2,10 @@
 
 Two policy families are used in the AWAC paper's comparison:
 
-* ``GaussianPolicy`` (AWAC, BC, AWR): rlkit's ``GaussianPolicy`` with ``std_architecture="values"``:
-  mean = tanh(f(s)); a state-independent log-std ``min + sigmoid(w) * (max - min)``; the density is a
-  plain diagonal Gaussian (no tanh change of variables), so dataset actions have exact likelihoods.
+* ``GaussianPolicy`` (AWAC, BC; AWR keeps its own fixed-std variant): rlkit's ``GaussianPolicy`` with
+  ``std_architecture="values"``: mean = tanh(f(s)); a state-independent log-std
+  ``min + sigmoid(w) * (max - min)``; the density is a plain diagonal Gaussian (no tanh change of
+  variables), so dataset actions have exact likelihoods.
 * ``TanhGaussianPolicy`` (SAC, BEAR): SAC's squashed Gaussian, a = tanh(u), u ~ N(mu(s), sigma(s)),
   with the log-det-Jacobian correction (Haarnoja et al. 2018, Appendix C).
 """

@@ -99,5 +99,5 @@ def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str
     print(f"sweep: {len(todo) - len(failures)}/{len(todo)} runs finished in {time.perf_counter() - t0:.0f}s; "
           f"table: {path}", file=sys.stderr)
     for rid, err in failures:
-        print(f"  failed: {rid}", file=sys.stderr)
+        print(f"  failed: {rid}: {err.strip().splitlines()[-1]}", file=sys.stderr)
     return 1 if failures else 0

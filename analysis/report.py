@@ -1,0 +1,206 @@
+"""Regenerate every figure and ``report.md`` of a results directory from stored results alone.
+
+Usage: ``make_report("results/quick")`` or ``python -m analysis.report results/quick``; the CLI wires it
+to ``awac-bench plots DIR``. Nothing is trained; the bootstrap uses a fixed seed, so numbers reproduce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import plots, tables
+from analysis.grid import GRID_DESCRIPTION
+from analysis.load import Results, load_results
+from analysis.metrics import run_metrics
+from analysis.stats import CI_DESCRIPTION
+from analysis.style import algo_palette, display_name, order_algos
+
+REFERENCE = "awac"
+WINDOW_FRACTION = 0.2
+THRESHOLD_FRACTION = 0.8
+
+FIGURES = {
+    "learning_curves": (
+        "Learning curves per task: the offline phase at negative x (gradient steps, shaded), the switch at "
+        "0, online environment steps after it; mean and 95% bootstrap CI over seeds."
+    ),
+    "transition": (
+        "The transition per task: score drop in the first online steps (top) and environment steps until "
+        "the offline score is regained (bottom); dots are seeds, bars mean and 95% bootstrap CI; x on the "
+        "'never' row marks a seed that never recovered, counted at the online budget in the mean (a lower "
+        "bound)."
+    ),
+    "aggregate": (
+        "Aggregate data efficiency: IQM score over tasks and seeds against online environment steps with "
+        "stratified-bootstrap 95% CI bands (tasks with a 0-100 score only), and the probability that AWAC "
+        "ends online training with a higher score than each baseline."
+    ),
+    "policy_analysis": (
+        "As in the AWAC paper: mean log-likelihood of a fixed offline batch under each policy across the "
+        "switch (top) and mean Q estimate against the Monte-Carlo return of the same samples (bottom); the "
+        "y-axis turns logarithmic when values span orders of magnitude."
+    ),
+}
+
+
+def make_report(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write figures (``figures/*.png|pdf``), tables (``tables/``) and ``report.md``; return the report path.
+
+    Output goes to ``results_dir`` unless ``out_dir`` is given. Raises :class:`analysis.SchemaError` if
+    the results break the contract.
+    """
+    start = time.perf_counter()
+    results_dir = Path(results_dir)
+    out = Path(out_dir) if out_dir is not None else results_dir
+    fig_dir, table_dir = out / "figures", out / "tables"
+    table_dir.mkdir(parents=True, exist_ok=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # loader notes are listed in the report instead
+        results = load_results(results_dir)
+    metrics = run_metrics(results.evals, results.runs, WINDOW_FRACTION, THRESHOLD_FRACTION)
+    palette = algo_palette(results.algos)
+    estimates = tables.aggregate_estimates(metrics, results.score_sources)
+    poi = tables.improvement_estimates(metrics, results.score_sources, REFERENCE)
+
+    plots.plot_learning_curves(results.evals, results.runs, palette, fig_dir)
+    plots.plot_transition(metrics, results.runs, palette, fig_dir)
+    plots.plot_aggregate(results.evals, poi, palette, fig_dir, REFERENCE)
+    plots.plot_policy_analysis(results.train, results.runs, palette, fig_dir)
+
+    markdown_table = tables.offline_online_markdown(metrics, results.score_sources)
+    (table_dir / "offline_online.md").write_text(markdown_table)
+    (table_dir / "offline_online.tex").write_text(tables.offline_online_latex(metrics, results.score_sources))
+    metrics.to_csv(table_dir / "metrics_per_run.csv", index=False)
+    estimates.to_csv(table_dir / "aggregate_iqm.csv", index=False)
+    poi.to_csv(table_dir / "probability_of_improvement.csv", index=False)
+
+    report = out / "report.md"
+    report.write_text(render_report(results, metrics, estimates, poi, markdown_table))
+    seconds = time.perf_counter() - start
+    print(f"report: {report}\nfigures: {fig_dir}/ (PNG and PDF)\ntables: {table_dir}/  [{seconds:.1f} s]")
+    return report
+
+
+def _data_section(results: Results) -> list[str]:
+    """What was loaded: runs, unfinished runs, missing (task, algorithm) cells, scores, grid, error bars."""
+    runs = results.runs
+    unfinished = runs.loc[~runs["complete"], "run_id"].tolist()
+    seeds = runs.pivot_table(index="task", columns="algo", values="seed", aggfunc="count", fill_value=0)
+    seeds = seeds[order_algos(seeds.columns)]
+    absent = [
+        f"{display_name(a)} on `{t}`" for t in seeds.index for a in seeds.columns if seeds.loc[t, a] == 0
+    ]
+    unfinished_text = f": {', '.join(f'`{r}`' for r in unfinished)}" if unfinished else ""
+    algos = ", ".join(display_name(a) for a in order_algos(results.algos))
+    task_names = ", ".join(f"`{t}`" for t in results.tasks)
+    plural = "" if len(runs) == 1 else "s"
+    return [
+        "## Data",
+        "",
+        f"- {len(runs)} run{plural}: {len(runs) - len(unfinished)} finished, {len(unfinished)} unfinished "
+        f"(no `DONE`){unfinished_text}.",
+        f"- Algorithms: {algos}; tasks: {task_names}.",
+        f"- Not run: {', '.join(absent)}." if absent else "- Every algorithm ran on every task.",
+        "- Score per task (normalized score where defined, else success rate × 100, else return):",
+        *tables.score_source_lines(results.score_sources),
+        f"- Grid: {GRID_DESCRIPTION}",
+        f"- Error bars: {CI_DESCRIPTION}",
+        "",
+        "Runs per task and algorithm:",
+        "",
+        tables.to_markdown(seeds.rename(columns=display_name), "Task"),
+        "",
+    ]
+
+
+def _metric_definitions(metrics: pd.DataFrame) -> list[str]:
+    """Bullets defining every column of the metrics table, with the window and threshold actually used."""
+    windows = metrics["window"].unique() if len(metrics) else []
+    window_text = f"{windows[0]:.0f} env steps" if len(windows) == 1 else "varies by run"
+    return [
+        "- **offline final**: score at the switch (last offline evaluation, at the offline budget).",
+        "- **drop**: offline final minus the lowest score in the first W online environment steps "
+        f"(W = {WINDOW_FRACTION:.0%} of the online budget, at least one evaluation interval: "
+        f"{window_text}); positive = worse after the switch; **drop (%)** is relative to |offline final|.",
+        "- **recovery steps**: environment steps until the score is back at offline final after first "
+        "falling below it (0 = never fell below); median over seeds, (k/n) = seeds that recovered, "
+        "`never` = the median seed did not recover within the data.",
+        "- **online final**: score at the last online evaluation (never the best one).",
+        "- **norm. AUC**: area under the online curve from the switch (env step 0, offline final) to the "
+        "online budget divided by the budget, i.e. the time-averaged score (trapezoidal rule); empty for "
+        "unfinished runs.",
+        "- **steps to threshold**: environment steps until the score first reaches the task's threshold = "
+        f"{THRESHOLD_FRACTION:.0%} of the best algorithm's mean online final on that task (0 = already "
+        "there at the switch); median over seeds, (k/n) = seeds that reached it.",
+    ]
+
+
+def render_report(
+    results: Results,
+    metrics: pd.DataFrame,
+    estimates: pd.DataFrame,
+    poi: pd.DataFrame,
+    markdown_table: str,
+) -> str:
+    """The text of ``report.md`` (links are relative to the folder the report is written to)."""
+    lines = [
+        f"# Offline-to-online report: `{results.root.name}`",
+        "",
+        f"Generated from the stored results in `{results.root}` (no training). Regenerate with "
+        f"`awac-bench plots {results.root}`.",
+        "",
+        *_data_section(results),
+        "## Offline → online",
+        "",
+        markdown_table,
+        "LaTeX version: [tables/offline_online.tex](tables/offline_online.tex).",
+        "",
+        "## Transition and data efficiency",
+        "",
+        *_metric_definitions(metrics),
+        "",
+        tables.metrics_markdown(metrics),
+        "Per-run values: [tables/metrics_per_run.csv](tables/metrics_per_run.csv).",
+        "",
+        "## Aggregate over tasks (IQM)",
+        "",
+        "Interquartile mean over all (task, seed) runs of tasks with a 0-100 score, with stratified "
+        "bootstrap 95% CIs (seeds resampled within each task).",
+        "",
+        tables.aggregate_markdown(estimates),
+        f"## Probability of improvement ({display_name(REFERENCE)} vs each baseline)",
+        "",
+        f"P({display_name(REFERENCE)} > baseline) on the final online score: per task the chance that "
+        "a random seed of the first beats a random seed of the second (ties count 1/2), averaged over the "
+        "0-100 tasks both ran on, with a stratified bootstrap 95% CI.",
+        "",
+        tables.improvement_markdown(poi, REFERENCE),
+        "## Figures",
+        "",
+    ]
+    for name, caption in FIGURES.items():
+        lines += [f"![{name}](figures/{name}.png)", "", f"{caption} ([PDF](figures/{name}.pdf))", ""]
+    if results.notes:
+        lines += ["## Loader notes", "", *[f"- {note}" for note in results.notes], ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m analysis.report DIR [--out OUT]``."""
+    parser = argparse.ArgumentParser(description="Regenerate figures and report.md from stored results.")
+    parser.add_argument("results_dir")
+    parser.add_argument("--out", default=None, help="output directory (default: the results directory)")
+    args = parser.parse_args(argv)
+    make_report(args.results_dir, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
