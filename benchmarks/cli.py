@@ -75,6 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plots", help="figures and report.md from stored results (trains nothing)")
     pl.add_argument("dir")
 
+    sp = sub.add_parser("speed", help="training steps per second of one algorithm (batch sampling included)")
+    sp.add_argument("--algo", required=True)
+    sp.add_argument("--batch", type=int, help="batch size (default: the algorithm's online batch)")
+    sp.add_argument("--threads", type=int, default=1)
+    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--obs-dim", type=int, default=17, help="default: HalfCheetah sizes")
+    sp.add_argument("--act-dim", type=int, default=6)
+    sp.add_argument("--seconds", type=float, default=5.0, help="measurement time per quantity")
+    sp.add_argument("--compile", action="store_true", help="torch.compile the update (opt-in)")
+    sp.add_argument("--bf16", action="store_true", help="bfloat16 autocast (opt-in)")
+    sp.add_argument("--json", action="store_true")
+
     sub.add_parser("list", help="registered algorithms (with presets) and tasks")
     return p
 
@@ -157,6 +169,21 @@ def cmd_plots(a) -> int:
     return 0
 
 
+def cmd_speed(a) -> int:
+    import json
+
+    from benchmarks.speed import measure
+
+    res = measure(a.algo, batch=a.batch, threads=a.threads, device=a.device, obs_dim=a.obs_dim,
+                  act_dim=a.act_dim, seconds=a.seconds, compile=a.compile, bf16=a.bf16)
+    if a.json:
+        print(json.dumps(res, indent=2, sort_keys=True))
+    else:
+        for k, v in res.items():
+            print(f"{k:24s} {v}")
+    return 0
+
+
 def cmd_list(a) -> int:
     import algorithms
     from benchmarks.tasks import TASKS
@@ -177,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     parser = build_parser()
     a = parser.parse_args(argv)
-    handler = {"run": cmd_run, "sweep": cmd_sweep, "data": cmd_data, "plots": cmd_plots, "list": cmd_list}[a.cmd]
+    handler = {"run": cmd_run, "sweep": cmd_sweep, "data": cmd_data, "plots": cmd_plots, "speed": cmd_speed,
+               "list": cmd_list}[a.cmd]
     try:
         return handler(a)
     except UserError as e:
