@@ -23,7 +23,7 @@ PRESETS = {
                   spec=dict(offline_steps=100, online_steps=100, eval_every=50, eval_every_offline=50,
                             eval_episodes=1, log_every=25)),
     "quick": dict(tasks=["pen-binary-human", "halfcheetah-sac-replay"], seeds=[0, 1, 2],
-                  spec=dict(offline_steps=5_000, online_steps=5_000, eval_every=500, eval_every_offline=1_000,
+                  spec=dict(offline_steps=4_000, online_steps=4_000, eval_every=500, eval_every_offline=1_000,
                             eval_episodes=5, log_every=250)),
     "paper": dict(tasks=["pen-binary-human", "door-binary-human", "halfcheetah-sac-replay"],
                   seeds=[0, 1, 2, 3, 4],
