@@ -135,7 +135,9 @@ def _legend(fig: Figure, algos: list[str], palette: Palette, extra: list[Line2D]
     handles = [Line2D([], [], color=palette[a], lw=2.5, label=display_name(a)) for a in algos]
     handles += extra or []
     if handles:
-        fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 8), frameon=False)
+        # as many columns as fit the figure's width (about 1.3 inch per entry), so no label is clipped
+        ncol = max(1, min(len(handles), 8, int(fig.get_figwidth() / 1.3)))
+        fig.legend(handles=handles, loc="outside upper center", ncol=ncol, frameon=False)
 
 
 def _no_data(ax: Axes, text: str = "no data") -> None:

@@ -114,3 +114,53 @@ def test_cli_run_and_smoke_sweep_subset(tmp_path):
     r = cli("sweep", "--preset", "smoke", "--out", str(tmp_path), "--workers", "1", "--algos", "awac,bc",
             "--set", "batch_size=32")
     assert r.returncode == 0 and "2 already finished" in r.stderr
+
+
+def test_full_smoke_preset_then_plots(tmp_path):
+    """The smoke preset runs every registered algorithm; `plots` turns the results into the report."""
+    import algorithms
+
+    r = cli("sweep", "--preset", "smoke", "--out", str(tmp_path), "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    ev = pd.read_csv(tmp_path / "evals.csv")
+    assert set(ev.algo) == set(algorithms.names())
+    r = cli("plots", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "figures" / "learning_curves.png").is_file()
+
+
+def test_ray_backend_uses_ray_tasks(tmp_path, monkeypatch):
+    """The Ray path, with a stand-in module that runs tasks in-process (Ray itself is an optional extra)."""
+    import types
+
+    from benchmarks.presets import grid
+    from benchmarks.sweep import run_sweep
+
+    calls = []
+
+    class Ref:
+        def __init__(self, value):
+            self.value = value
+
+    def remote(num_cpus):
+        def wrap(fn):
+            calls.append(num_cpus)
+            return types.SimpleNamespace(remote=lambda *a: Ref(fn(*a)))
+        return wrap
+
+    fake = types.SimpleNamespace(is_initialized=lambda: True, remote=remote, get=lambda r: r.value,
+                                 wait=lambda p, num_returns: (p[:num_returns], p[num_returns:]))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    specs = grid("smoke", algos=["bc"], overrides={"batch_size": 16})
+    assert run_sweep(specs, str(tmp_path), backend="ray") == 0
+    assert calls == [1] and (tmp_path / "runs" / "bc__pen-binary-human__s0" / "DONE").is_file()
+
+
+def test_ray_backend_without_ray_is_a_clear_error(tmp_path, monkeypatch):
+    from algorithms.base import UserError
+    from benchmarks.presets import grid
+    from benchmarks.sweep import run_sweep
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(UserError, match="needs Ray"):
+        run_sweep(grid("smoke", algos=["bc"]), str(tmp_path), backend="ray")
