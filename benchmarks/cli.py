@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="one offline->online run")
     r.add_argument("--algo", required=True)
     r.add_argument("--task", required=True, help="registered task name, or 'custom' with --dataset/--env")
-    r.add_argument("--dataset", help="D4RL-layout HDF5 file (overrides the task's)")
+    r.add_argument("--dataset", help="D4RL-layout HDF5 file or Minari dataset folder (overrides the task's)")
     r.add_argument("--env", help="gymnasium id (overrides the task's)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--offline-steps", type=int, default=10_000)
@@ -120,7 +120,7 @@ def cmd_data(a) -> int:
     import numpy as np
 
     from benchmarks import generate
-    from benchmarks.data import load_d4rl_hdf5
+    from benchmarks.data import load_dataset
     from benchmarks.tasks import TASKS
 
     if a.data_cmd == "generate":
@@ -141,7 +141,7 @@ def cmd_data(a) -> int:
         return 0
     target = a.target
     path = TASKS[target].dataset_path if target in TASKS else target
-    ds = load_d4rl_hdf5(path)
+    ds = load_dataset(path)
     rets = ds.episode_returns()
     print(f"file        {path}")
     print(f"rows        {len(ds)}  (obs {ds.obs_dim}, act {ds.act_dim})")

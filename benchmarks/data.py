@@ -77,6 +77,69 @@ class Dataset:
         return h.hexdigest()
 
 
+def load_dataset(path: str, obs_dim: int | None = None, act_dim: int | None = None) -> Dataset:
+    """A D4RL-layout HDF5 file, or a Minari dataset on disk (its folder or its ``data/main_data.hdf5``)."""
+    import h5py
+
+    path = os.path.expanduser(path)
+    if os.path.isdir(path):
+        return load_minari(path, obs_dim, act_dim)
+    if os.path.isfile(path):
+        try:
+            with h5py.File(path, "r") as f:
+                is_minari = "episode_0" in f and "observations" not in f
+        except OSError as e:
+            raise UserError(f"cannot read dataset {path} as HDF5: {e}") from None
+        if is_minari:
+            return load_minari(path, obs_dim, act_dim)
+    return load_d4rl_hdf5(path, obs_dim, act_dim)
+
+
+def load_minari(path: str, obs_dim: int | None = None, act_dim: int | None = None) -> Dataset:
+    """Read a Minari dataset (HDF5 storage) without the ``minari`` package.
+
+    Minari stores one group per episode, ``episode_<i>``, with ``observations`` (n + 1 rows: the last is
+    the final next observation), ``actions``, ``rewards``, ``terminations`` and ``truncations`` (n rows).
+    Only flat Box observations are supported.
+    """
+    import h5py
+
+    file = os.path.join(path, "data", "main_data.hdf5") if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        hint = " (Minari's arrow storage is not supported; use its HDF5 storage)" if os.path.isdir(path) else ""
+        raise UserError(f"Minari dataset file not found: {file}{hint}")
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "rew", "next_obs", "done", "timeout")}
+    with h5py.File(file, "r") as f:
+        episodes = sorted((k for k in f if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
+        if not episodes:
+            raise UserError(f"Minari dataset {file} has no episode_* groups")
+        for name in episodes:
+            ep = f[name]
+            missing = [k for k in ("observations", "actions", "rewards", "terminations", "truncations") if k not in ep]
+            if missing:
+                raise UserError(f"Minari dataset {file}: {name} is missing key(s): {', '.join(missing)}")
+            if not isinstance(ep["observations"], h5py.Dataset):
+                raise UserError(f"Minari dataset {file}: only flat (Box) observations are supported")
+            o = np.asarray(ep["observations"], dtype=np.float32)
+            n = len(ep["actions"])
+            if len(o) != n + 1:
+                raise UserError(f"Minari dataset {file}: {name} has {len(o)} observations for {n} actions "
+                                f"(expected {n + 1})")
+            term = np.asarray(ep["terminations"], dtype=bool).reshape(n)
+            trunc = np.asarray(ep["truncations"], dtype=bool).reshape(n)
+            trunc[-1] |= not term[-1]  # an episode cut without a flag still ends there
+            cols["obs"].append(o[:-1])
+            cols["next_obs"].append(o[1:])
+            cols["act"].append(np.asarray(ep["actions"], dtype=np.float32).reshape(n, -1))
+            cols["rew"].append(np.asarray(ep["rewards"], dtype=np.float32).reshape(n))
+            cols["done"].append(term.astype(np.float32))
+            cols["timeout"].append(trunc & ~term)
+    raw = {"observations": np.concatenate(cols["obs"]), "actions": np.concatenate(cols["act"]),
+           "rewards": np.concatenate(cols["rew"]), "terminals": np.concatenate(cols["done"]).astype(bool),
+           "timeouts": np.concatenate(cols["timeout"]), "next_observations": np.concatenate(cols["next_obs"])}
+    return from_arrays(raw, file, obs_dim, act_dim)
+
+
 def load_d4rl_hdf5(path: str, obs_dim: int | None = None, act_dim: int | None = None) -> Dataset:
     """Read and validate a D4RL-layout HDF5 file. Every problem is a one-line ``UserError``."""
     import h5py

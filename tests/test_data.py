@@ -99,3 +99,37 @@ def test_door_rewards_are_relabelled_binary_from_the_hinge_angle():
     expected = np.where(ds.next_obs[:, 28] > 1.4, 0.0, -1.0)
     np.testing.assert_array_equal(ds.rew, expected)
     assert 0 < (ds.rew == 0).mean() < 0.2
+
+
+def write_minari(root, episodes=((5, True), (4, False)), obs_dim=3, act_dim=2):
+    """A Minari-style HDF5 dataset folder: root/data/main_data.hdf5 with episode_<i> groups."""
+    import h5py
+
+    (root / "data").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    with h5py.File(root / "data" / "main_data.hdf5", "w") as f:
+        for i, (n, terminated) in enumerate(episodes):
+            g = f.create_group(f"episode_{i}")
+            g["observations"] = rng.standard_normal((n + 1, obs_dim)).astype(np.float32)
+            g["actions"] = rng.uniform(-1, 1, (n, act_dim)).astype(np.float32)
+            g["rewards"] = np.arange(n, dtype=np.float32)
+            term = np.zeros(n, bool)
+            trunc = np.zeros(n, bool)
+            (term if terminated else trunc)[-1] = True
+            g["terminations"], g["truncations"] = term, trunc
+    return root
+
+
+def test_minari_dataset_on_disk(tmp_path):
+    from benchmarks.data import load_dataset
+
+    ds = load_dataset(str(write_minari(tmp_path / "minari-ds")), 3, 2)
+    assert len(ds) == 9
+    np.testing.assert_array_equal(ds.done, [0, 0, 0, 0, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(ds.timeout, [0, 0, 0, 0, 0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(ds.next_obs[:4], ds.obs[1:5])
+    assert list(ds.episode_returns()) == [10.0, 6.0]
+    with pytest.raises(UserError, match="actions have size 2 but the environment's is 5"):
+        load_dataset(str(tmp_path / "minari-ds"), 3, 5)
+    with pytest.raises(UserError, match="Minari dataset file not found"):
+        load_dataset(str(tmp_path))
