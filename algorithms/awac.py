@@ -20,6 +20,8 @@ Actor (advantage-weighted maximum likelihood, paper Eq. 13 with the batch-normal
 
 Targets: Polyak averaging with tau after every step. Adam for both; L2 weight decay on the policy.
 The critic and actor losses are computed from the same forward pass before either step, as in rlkit.
+The two losses share no parameters (y and the weights w carry no gradient), so one backward pass of
+their sum gives each network exactly its own loss's gradient (one autograd traversal instead of two).
 
 Temperature: the paper (Appendix, hyperparameters) gives lambda = 1.0; the code that produced its
 MuJoCo curves sweeps ``trainer_kwargs.beta: [2]``. The default here is the code's beta = 2 because the
@@ -36,7 +38,14 @@ from torch.nn import functional as F
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config
-from algorithms.networks import GaussianPolicy, TwinQ, diag_gaussian_log_prob, make_adam, soft_update
+from algorithms.networks import (
+    GaussianPolicy,
+    TwinQ,
+    diag_gaussian_log_prob,
+    flatten_parameters,
+    make_adam,
+    soft_update,
+)
 
 
 @dataclass
@@ -84,6 +93,9 @@ class AWAC(Algorithm):
                  "q_max": 0.0, "ignore_terminals": True},
     }
 
+    compilable = ("losses",)
+    METRICS = ("critic_loss", "actor_loss", "q_mean", "adv_mean", "weight_max", "weight_std", "log_std_mean")
+
     def __init__(self, obs_dim: int, act_dim: int, config: AWACConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)
         c = config
@@ -92,8 +104,9 @@ class AWAC(Algorithm):
         self.critic_target = TwinQ(obs_dim, act_dim, c.critic_hidden, q_max=c.q_max).to(self.device)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
-        self.actor_opt = make_adam(self.actor.parameters(), c.actor_lr, c.actor_weight_decay)
-        self.critic_opt = make_adam(self.critic.parameters(), c.critic_lr)
+        flatten_parameters(self.critic_target)  # Polyak update: one lerp_ over one buffer
+        self.actor_opt = make_adam(self.actor, c.actor_lr, c.actor_weight_decay)
+        self.critic_opt = make_adam(self.critic, c.critic_lr)
 
     def batch_size(self, phase: str) -> int:
         if phase == "offline" and self.cfg.offline_batch_size:
@@ -102,45 +115,48 @@ class AWAC(Algorithm):
 
     def update(self, batch: Batch) -> dict[str, float]:
         c = self.cfg
-        obs, act, rew, next_obs, done = batch.obs, batch.act, batch.rew, batch.next_obs, batch.done
-        if c.ignore_terminals:
-            done = torch.zeros_like(done)
-
-        # Critic target: next action sampled from the current policy, clipped double-Q, no entropy.
-        with torch.no_grad():
-            next_act = self.actor.sample(next_obs)
-            y = rew + c.gamma * (1.0 - done) * self.critic_target.min_q(next_obs, next_act)
-        q1, q2 = self.critic(obs, act)
-        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
-
-        # Actor: advantage-weighted regression onto the batch actions.
-        mean, log_std = self.actor(obs)
-        with torch.no_grad():
-            pi_act = mean if c.v_from_mean else mean + torch.exp(log_std) * torch.randn_like(mean)
-            v = self.critic.min_q(obs, pi_act)
-            adv = torch.minimum(q1, q2) - v
-            weights = self.advantage_weights(adv, c.beta, c.adv_clip)
-        logp = diag_gaussian_log_prob(act, mean, log_std)
-        actor_loss = -(weights * logp).mean()
-
+        # The policy samples' noise, drawn here in the order of the rule above: a' ~ pi(.|s'), then a_pi ~ pi(.|s).
+        shape, dev = batch.act.shape, batch.act.device
+        next_noise = torch.randn(shape, device=dev)
+        v_noise = None if c.v_from_mean else torch.randn(shape, device=dev)
+        critic_loss, actor_loss, stats = self.losses(batch.obs, batch.act, batch.rew, batch.next_obs, batch.done,
+                                                     next_noise, v_noise)
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        (critic_loss + actor_loss).backward()  # disjoint parameters: each gets its own loss's gradient
+        self.critic_opt.step()
         self.actor_opt.step()
         soft_update(self.critic_target, self.critic, c.tau)
         self.grad_steps += 1
+        return dict(zip(self.METRICS, stats.tolist(), strict=True))
 
-        return {
-            "critic_loss": critic_loss.item(),
-            "actor_loss": actor_loss.item(),
-            "q_mean": q1.mean().item(),
-            "adv_mean": adv.mean().item(),  # before the clip
-            "weight_max": weights.max().item(),
-            "weight_std": weights.std().item(),
-            "log_std_mean": log_std.mean().item(),
-        }
+    def losses(self, obs, act, rew, next_obs, done, next_noise, v_noise):
+        """(critic loss, actor loss, metrics) of one batch; the noise makes it a pure function."""
+        c = self.cfg
+        if c.ignore_terminals:
+            done = torch.zeros_like(done)
+        with self.autocast():
+            # Critic target: next action sampled from the current policy, clipped double-Q, no entropy.
+            with torch.no_grad():
+                next_mean, next_log_std = self.actor(next_obs)
+                next_act = next_mean + torch.exp(next_log_std) * next_noise
+                y = rew + c.gamma * (1.0 - done) * self.critic_target.min_q(next_obs, next_act)
+            q1, q2 = self.critic(obs, act)
+            critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+
+            # Actor: advantage-weighted regression onto the batch actions.
+            mean, log_std = self.actor(obs)
+            with torch.no_grad():
+                pi_act = mean if v_noise is None else mean + torch.exp(log_std) * v_noise
+                v = self.critic.min_q(obs, pi_act)
+                adv = torch.minimum(q1, q2) - v
+                weights = self.advantage_weights(adv, c.beta, c.adv_clip)
+            logp = diag_gaussian_log_prob(act, mean, log_std)
+            actor_loss = -(weights * logp).mean()
+        stats = torch.stack([critic_loss.detach(), actor_loss.detach(), q1.detach().mean(),
+                             adv.mean(),  # before the clip
+                             weights.max(), weights.std(), log_std.detach().mean()])
+        return critic_loss, actor_loss, stats
 
     @staticmethod
     def advantage_weights(adv: torch.Tensor, beta: float, adv_clip: float | None = None) -> torch.Tensor:

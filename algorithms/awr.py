@@ -62,7 +62,7 @@ returns stay exact because the critic does not change during policy steps.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ from torch import nn
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config
-from algorithms.networks import diag_gaussian_log_prob, mlp
+from algorithms.networks import diag_gaussian_log_prob, f32, make_sgd, mlp
 
 _CHUNK = 1 << 16  # rows per forward pass when evaluating V over the whole buffer
 
@@ -149,7 +149,7 @@ class FixedStdGaussianPolicy(nn.Module):
         layers: list[nn.Module] = []
         last = obs_dim
         for h in hidden:
-            layers += [nn.Linear(last, h), nn.ReLU()]
+            layers += [nn.Linear(last, h), nn.ReLU(inplace=True)]  # in place: a Linear's backward needs no output
             last = h
         self.trunk = nn.Sequential(*layers)
         _xavier_(self.trunk)
@@ -160,7 +160,7 @@ class FixedStdGaussianPolicy(nn.Module):
 
     def forward(self, obs_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log_std) for normalised observations; log_std broadcasts against mean."""
-        return self.mean_head(self.trunk(obs_n)), self.log_std
+        return f32(self.mean_head(self.trunk(obs_n))), self.log_std  # float32 even under bf16 autocast
 
 
 class RunningNormalizer(nn.Module):
@@ -197,15 +197,6 @@ class RunningNormalizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
-
-
-def make_sgd(params: Iterable[torch.nn.Parameter], lr: float, momentum: float) -> torch.optim.SGD:
-    """SGD with (heavy-ball) momentum: v <- m v + g; theta <- theta - lr v (= tf MomentumOptimizer)."""
-    params = list(params)
-    try:
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, fused=True)
-    except (RuntimeError, TypeError):  # fused unsupported for this device/dtype: multi-tensor fallback
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, foreach=True)
 
 
 # -- config --------------------------------------------------------------------------------------------
@@ -290,8 +281,8 @@ class AWR(Algorithm):
                                             c.actor_init_output_scale).to(self.device)
         self.critic = mlp(obs_dim, c.critic_hidden, 1).to(self.device)
         _xavier_(self.critic)
-        self.actor_opt = make_sgd(self.actor.parameters(), c.actor_lr, c.actor_momentum)
-        self.critic_opt = make_sgd(self.critic.parameters(), c.critic_lr, c.critic_momentum)
+        self.actor_opt = make_sgd(self.actor, c.actor_lr, c.actor_momentum)
+        self.critic_opt = make_sgd(self.critic, c.critic_lr, c.critic_momentum)
         self.value_scale = 1.0 / (1.0 - c.gamma)  # the code's fixed value normalizer std
 
         self._buffer = None          # the buffer seen by the last prepare_updates
@@ -376,36 +367,49 @@ class AWR(Algorithm):
             return metrics
         return self._policy_step(batch)
 
+    compilable = ("value_loss", "policy_loss")
+
     def _value_step(self, batch: Batch) -> dict[str, float]:
-        v_n = self.critic(self.obs_norm(batch.obs)).squeeze(-1)
-        loss = 0.5 * (batch.ret / self.value_scale - v_n).pow(2).mean()
+        loss, stats = self.value_loss(batch.obs, batch.ret)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
-        vals = torch.stack([loss.detach(), v_n.detach().mean() * self.value_scale, batch.ret.mean()]).tolist()
-        return {"critic_loss": vals[0], "v_mean": vals[1], "ret_mean": vals[2]}
+        return dict(zip(("critic_loss", "v_mean", "ret_mean"), stats.tolist(), strict=True))
+
+    def value_loss(self, obs: torch.Tensor, ret: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """L_V and its metrics (loss, mean V, mean return)."""
+        with self.autocast():
+            v_n = f32(self.critic(self.obs_norm(obs)).squeeze(-1))
+            loss = 0.5 * (ret / self.value_scale - v_n).pow(2).mean()
+        return loss, torch.stack([loss.detach(), v_n.detach().mean() * self.value_scale, ret.mean()])
 
     def _policy_step(self, batch: Batch) -> dict[str, float]:
-        c = self.cfg
-        obs_n = self.obs_norm(batch.obs)
-        with torch.no_grad():
-            adv = batch.ret - self.critic(obs_n).squeeze(-1) * self.value_scale
-            z = (adv - self._adv_stats[0]) / (self._adv_stats[1] + c.adv_eps) if c.normalize_adv else adv
-            raw_w = torch.exp(z / c.beta)
-            weights = raw_w.clamp(max=c.weight_clip)
-        mean, log_std = self.actor(obs_n)
-        logp = diag_gaussian_log_prob(batch.act, mean, log_std)
-        # bounds are [-1, 1], so the violation below -1 or above 1 is max(|mu| - 1, 0)
-        bound = 0.5 * (mean.abs() - 1.0).clamp(min=0).pow(2).sum(-1).mean()
-        loss = -(weights * logp).mean() + c.action_bound_weight * bound
+        loss, stats = self.policy_loss(batch.obs, batch.act, batch.ret, self._adv_stats)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.actor_opt.step()
-        vals = torch.stack([loss.detach(), bound.detach(), adv.mean(), self._adv_stats[1], weights.mean(),
-                            weights.max(), (raw_w > c.weight_clip).float().mean()]).tolist()
         keys = ("actor_loss", "bound_loss", "adv_mean", "adv_std", "weight_mean", "weight_max",
                 "clipped_fraction")
-        return dict(zip(keys, vals, strict=True))
+        return dict(zip(keys, stats.tolist(), strict=True))
+
+    def policy_loss(self, obs, act, ret, adv_stats) -> tuple[torch.Tensor, torch.Tensor]:
+        """L_pi and its metrics; ``adv_stats`` = buffer-wide (mean, std) of the advantages."""
+        c = self.cfg
+        with self.autocast():
+            obs_n = self.obs_norm(obs)
+            with torch.no_grad():
+                adv = ret - f32(self.critic(obs_n).squeeze(-1)) * self.value_scale
+                z = (adv - adv_stats[0]) / (adv_stats[1] + c.adv_eps) if c.normalize_adv else adv
+                raw_w = torch.exp(z / c.beta)
+                weights = raw_w.clamp(max=c.weight_clip)
+            mean, log_std = self.actor(obs_n)
+            logp = diag_gaussian_log_prob(act, mean, log_std)
+            # bounds are [-1, 1], so the violation below -1 or above 1 is max(|mu| - 1, 0)
+            bound = 0.5 * (mean.abs() - 1.0).clamp(min=0).pow(2).sum(-1).mean()
+            loss = -(weights * logp).mean() + c.action_bound_weight * bound
+        stats = torch.stack([loss.detach(), bound.detach(), adv.mean(), adv_stats[1], weights.mean(),
+                             weights.max(), (raw_w > c.weight_clip).float().mean()])
+        return loss, stats
 
     # -- acting and diagnostics ---------------------------------------------------------------------------
     @torch.inference_mode()

@@ -7,8 +7,10 @@ An algorithm only *declares* what it needs from that protocol (see ``Algorithm``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import typing
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -94,6 +96,25 @@ class Config:
         return dataclasses.asdict(self)
 
 
+class _CompiledOrEager:
+    """``torch.compile(fn)`` that falls back to ``fn`` for good (one warning) if compiling fails."""
+
+    def __init__(self, fn, name: str, mode: str | None):
+        self.eager, self.name, self.failed = fn, name, False
+        self.compiled = torch.compile(fn, dynamic=False, mode=mode)
+
+    def __call__(self, *args, **kwargs):
+        if not self.failed:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as e:  # no compiler, unsupported op, ...: eager gives the same numbers
+                self.failed = True
+                msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+                warnings.warn(f"torch.compile of {self.name} failed ({type(e).__name__}: {msg}); running it "
+                              "eagerly", RuntimeWarning, stacklevel=2)
+        return self.eager(*args, **kwargs)
+
+
 class Algorithm:
     """Base class. Subclasses set ``name`` and ``Config`` and implement the abstract methods.
 
@@ -103,6 +124,13 @@ class Algorithm:
       ``update`` there (the paper's BC is a flat line online).
     - ``needs_returns``: batches carry ``ret`` (returns computed by ``prepare_updates``).
     - ``presets``: named config overrides, e.g. AWAC's "hand" variant; a task may pick one by family.
+    - ``compilable``: names of the pure loss methods that ``enable_compile`` hands to ``torch.compile``
+      (they take tensors, noise included, and return tensors; the update draws the noise, steps the
+      optimizers and reads the metrics outside them).
+
+    Speed options (opt-in, off by default; ``set_speed_options``): bfloat16 autocast of the forward
+    passes (``autocast``, used by every algorithm's loss methods; networks return float32, so the losses
+    themselves stay float32) and ``torch.compile`` of the loss methods.
     """
 
     name: ClassVar[str] = "base"
@@ -110,6 +138,7 @@ class Algorithm:
     learns_online: ClassVar[bool] = True
     needs_returns: ClassVar[bool] = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    compilable: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, obs_dim: int, act_dim: int, config: Config, device: str | torch.device = "cpu"):
         self.obs_dim = obs_dim
@@ -117,6 +146,29 @@ class Algorithm:
         self.cfg = config
         self.device = torch.device(device)
         self.grad_steps = 0
+        self.bf16 = False
+
+    # -- speed options (opt-in) -----------------------------------------------------------------
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context every loss method runs its forward passes in: bfloat16 autocast if enabled."""
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def set_speed_options(self, bf16: bool = False, compile: bool = False, cuda_graphs: bool = False) -> None:
+        """bf16: bfloat16 autocast. compile: torch.compile the loss methods (``compilable``), falling back
+        to eager with a warning if that fails. cuda_graphs: compile with mode "reduce-overhead" (CUDA
+        graphs; CUDA devices only, ignored with a warning elsewhere)."""
+        self.bf16 = bool(bf16)
+        if cuda_graphs and self.device.type != "cuda":
+            warnings.warn("cuda_graphs needs a CUDA device; ignored", RuntimeWarning, stacklevel=2)
+            cuda_graphs = False
+        if compile or cuda_graphs:
+            mode = "reduce-overhead" if cuda_graphs else None
+            for name in self.compilable:
+                fn = getattr(self, name)
+                if not isinstance(fn, _CompiledOrEager):
+                    setattr(self, name, _CompiledOrEager(fn, f"{self.name}.{name}", mode))
 
     # -- the protocol's rhythm --------------------------------------------------------------
     def batch_size(self, phase: str) -> int:

@@ -44,14 +44,20 @@ class BC(Algorithm):
         super().__init__(obs_dim, act_dim, config, device)
         c = config
         self.actor = GaussianPolicy(obs_dim, act_dim, c.actor_hidden, c.min_log_std, c.max_log_std).to(self.device)
-        self.opt = make_adam(self.actor.parameters(), c.lr, c.weight_decay)
+        self.opt = make_adam(self.actor, c.lr, c.weight_decay)
 
     @property
     def learns_online(self) -> bool:  # type: ignore[override]
         return bool(self.cfg.learn_online)
 
+    compilable = ("loss",)
+
+    def loss(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            return -self.actor.log_prob(obs, act).mean()
+
     def update(self, batch: Batch) -> dict[str, float]:
-        loss = -self.actor.log_prob(batch.obs, batch.act).mean()
+        loss = self.loss(batch.obs, batch.act)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

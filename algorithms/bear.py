@@ -57,7 +57,7 @@ from torch import nn
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, UserError
-from algorithms.networks import TanhGaussianPolicy, make_adam, mlp, soft_update
+from algorithms.networks import TanhGaussianPolicy, f32, flatten_parameters, make_adam, mlp, soft_update
 
 KERNELS = ("laplacian", "gaussian")
 Q_REDUCTIONS = ("min", "mean", "max")
@@ -154,7 +154,7 @@ class EnsembleQ(nn.Module):
             h = torch.baddbmm(b, h.expand(w.shape[0], -1, -1) if h.shape[0] != w.shape[0] else h, w)
             if i < last:
                 h = torch.relu_(h)  # in place: baddbmm's backward does not need its output
-        return h.reshape(h.shape[0], *lead)
+        return f32(h.reshape(h.shape[0], *lead))
 
 
 class ConditionalVAE(nn.Module):
@@ -173,18 +173,23 @@ class ConditionalVAE(nn.Module):
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
         self.latent_clip = latent_clip
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor):
-        """Reconstruction tanh(D(s, z)), z ~ q(z|s, a); returns (recon, mu, log_std)."""
-        mu, log_std = self.encoder(torch.cat([obs, act], dim=-1)).chunk(2, dim=-1)
-        log_std = log_std.clamp(self.log_std_min, self.log_std_max)
-        z = mu + log_std.exp() * torch.randn_like(mu)
-        return torch.tanh(self.decoder(torch.cat([obs, z], dim=-1))), mu, log_std
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, noise: torch.Tensor | None = None):
+        """Reconstruction tanh(D(s, z)), z ~ q(z|s, a); returns (recon, mu, log_std).
 
-    def decode_raw(self, obs: torch.Tensor, n: int) -> torch.Tensor:
-        """n pre-tanh samples per state with the latent clipped (``decode_multiple``): [B, n, act_dim]."""
-        z = torch.randn(obs.shape[0], n, self.latent_dim, device=obs.device, dtype=obs.dtype)
+        ``noise`` [B, latent] is the standard normal draw (drawn here if None)."""
+        mu, log_std = f32(self.encoder(torch.cat([obs, act], dim=-1))).chunk(2, dim=-1)
+        log_std = log_std.clamp(self.log_std_min, self.log_std_max)
+        z = mu + log_std.exp() * (torch.randn_like(mu) if noise is None else noise)
+        return torch.tanh(f32(self.decoder(torch.cat([obs, z], dim=-1)))), mu, log_std
+
+    def decode_raw(self, obs: torch.Tensor, n: int, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """n pre-tanh samples per state with the latent clipped (``decode_multiple``): [B, n, act_dim].
+
+        ``noise`` [B, n, latent] is the standard normal draw (drawn here if None)."""
+        z = noise if noise is not None else torch.randn(obs.shape[0], n, self.latent_dim, device=obs.device,
+                                                        dtype=obs.dtype)
         z = z.clamp(-self.latent_clip, self.latent_clip)
-        return self.decoder(torch.cat([obs.unsqueeze(1).expand(-1, n, -1), z], dim=-1))
+        return f32(self.decoder(torch.cat([obs.unsqueeze(1).expand(-1, n, -1), z], dim=-1)))
 
     @staticmethod
     def loss(recon: torch.Tensor, act: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor,
@@ -294,18 +299,23 @@ class BEAR(Algorithm):
         self.critic_target.requires_grad_(False)
         init = torch.randn(()) if c.log_alpha_init is None else torch.tensor(float(c.log_alpha_init))
         self.log_alpha = init.to(dev).requires_grad_(True)
-        self.vae_opt = make_adam(self.vae.parameters(), c.vae_lr)
-        self.actor_opt = make_adam(self.actor.parameters(), c.actor_lr)
-        self.critic_opt = make_adam(self.critic.parameters(), c.critic_lr)
+        for target in (self.actor_target, self.critic_target):  # Polyak updates: one lerp_ per network
+            flatten_parameters(target)
+        self.vae_opt = make_adam(self.vae, c.vae_lr)
+        self.actor_opt = make_adam(self.actor, c.actor_lr)
+        self.critic_opt = make_adam(self.critic, c.critic_lr)
         self.alpha_opt = make_adam([self.log_alpha], c.alpha_lr)
         self._mmd = mmd_laplacian if c.kernel == "laplacian" else mmd_gaussian
 
     # -- pieces of the update ---------------------------------------------------------------
     @staticmethod
     def _sample_raw(mean: torch.Tensor, log_std: torch.Tensor, n: int,
-                    noise_clip: float | None) -> torch.Tensor:
-        """n pre-tanh samples per state: [B, act] -> [B, n, act] (noise clipped as in sample_multiple)."""
-        eps = torch.randn(mean.shape[0], n, mean.shape[1], device=mean.device, dtype=mean.dtype)
+                    noise_clip: float | None, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """n pre-tanh samples per state: [B, act] -> [B, n, act] (noise clipped as in sample_multiple).
+
+        ``eps`` [B, n, act] is the standard normal draw (drawn here if None)."""
+        if eps is None:
+            eps = torch.randn(mean.shape[0], n, mean.shape[1], device=mean.device, dtype=mean.dtype)
         if noise_clip is not None:
             eps = eps.clamp(-noise_clip, noise_clip)
         return mean.unsqueeze(1) + log_std.exp().unsqueeze(1) * eps
@@ -320,52 +330,33 @@ class BEAR(Algorithm):
         with torch.no_grad():
             self.log_alpha.clamp_(c.log_alpha_min, c.log_alpha_max)
 
+    compilable = ("model_losses", "actor_loss")
+
     def update(self, batch: Batch) -> dict[str, float]:
         c = self.cfg
         obs, act, rew, next_obs, done = batch.obs, batch.act, batch.rew, batch.next_obs, batch.done
-        bsz = obs.shape[0]
+        bsz, p, n = obs.shape[0], c.num_target_samples, c.num_mmd_samples
 
-        # 1. Behaviour model.
-        recon, mu, log_std = self.vae(obs, act)
-        vae_loss = ConditionalVAE.loss(recon, act, mu, log_std, c.vae_kl_weight)
+        # 1-2. Behaviour model and critic. Neither reads the other, so one backward pass of the sum of
+        # their losses gives each its own gradient; the noise is drawn in the rule's order.
+        vae_noise = torch.randn(bsz, self.vae.latent_dim, device=obs.device)
+        target_noise = torch.randn(bsz, p, self.act_dim, device=obs.device)
+        vae_loss, critic_loss, q_mean, y_mean = self.model_losses(obs, act, rew, next_obs, done, vae_noise,
+                                                                  target_noise)
         self.vae_opt.zero_grad(set_to_none=True)
-        vae_loss.backward()
-        self.vae_opt.step()
-
-        # 2. Critic: p next actions from the target actor, soft clipped double-Q, max over the p samples.
-        with torch.no_grad():
-            t_mean, t_log_std = self.actor_target(next_obs)
-            next_act = torch.tanh(self._sample_raw(t_mean, t_log_std, c.num_target_samples, None))
-            next_obs_rep = next_obs.unsqueeze(1).expand(-1, c.num_target_samples, -1)
-            y = critic_target(self.critic_target(next_obs_rep, next_act), rew, done, c.gamma, c.lmbda)
-        q = self.critic(obs, act)  # [K, B]
-        critic_loss = (q - y).pow(2).mean(dim=1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        (vae_loss + critic_loss).backward()
+        self.vae_opt.step()
         self.critic_opt.step()
 
         # 3. Actor: MMD to the (just updated) behaviour model on raw actions, plus -Q after the warm-up.
-        with torch.no_grad():
-            raw_beta = self.vae.decode_raw(obs, c.num_mmd_samples)
-        mean, log_std_pi = self.actor(obs)
-        raw_pi = self._sample_raw(mean, log_std_pi, c.num_mmd_samples, c.actor_noise_clip)
-        mmd = self._mmd(raw_beta, raw_pi, c.mmd_sigma)  # [B]
+        latent_noise = torch.randn(bsz, n, self.vae.latent_dim, device=obs.device)
+        pi_noise = torch.randn(bsz, n, self.act_dim, device=obs.device)
         alpha = self.log_alpha.detach().exp()
         warm = self.grad_steps < c.warmup_steps
-        if warm:
-            actor_loss = (alpha * mmd).mean()
-            q_pi = mmd.new_zeros(())
-        else:
+        if not warm:
             self.critic.requires_grad_(False)  # gradients flow to the actions only
-            q_all = self.critic(obs.unsqueeze(1).expand(-1, c.num_mmd_samples, -1), torch.tanh(raw_pi))
-            q_s = q_all.mean(dim=2)  # [K, B]: mean over the n samples, as in algos.py
-            if c.policy_q == "min":
-                q_pi = q_s.amin(dim=0)
-            elif c.policy_q == "mean":
-                q_pi = q_s.mean(dim=0)
-            else:
-                q_pi = q_s.amax(dim=0)
-            actor_loss = (-q_pi + alpha * mmd).mean()
+        actor_loss, mmd, q_pi, log_std_pi = self.actor_loss(obs, alpha, latent_noise, pi_noise, warm)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
@@ -380,7 +371,7 @@ class BEAR(Algorithm):
 
         stats = torch.stack([
             critic_loss.detach(), actor_loss.detach(), vae_loss.detach(), mmd.detach().mean(),
-            self.log_alpha.detach().exp(), self.log_alpha.detach(), q.detach().mean(), y.mean(),
+            self.log_alpha.detach().exp(), self.log_alpha.detach(), q_mean, y_mean,
             q_pi.detach().mean(), log_std_pi.detach().mean(),
         ]).tolist()
         keys = ("critic_loss", "actor_loss", "vae_loss", "mmd", "alpha", "log_alpha", "q_mean",
@@ -389,6 +380,43 @@ class BEAR(Algorithm):
         out["warmup"] = float(warm)
         out["batch_size"] = float(bsz)
         return out
+
+    def model_losses(self, obs, act, rew, next_obs, done, vae_noise, target_noise):
+        """VAE loss and critic loss (with mean Q and mean target); the noise makes it a pure function."""
+        c = self.cfg
+        with self.autocast():
+            recon, mu, log_std = self.vae(obs, act, vae_noise)
+            vae_loss = ConditionalVAE.loss(recon, act, mu, log_std, c.vae_kl_weight)
+            # p next actions from the target actor, soft clipped double-Q, max over the p samples.
+            with torch.no_grad():
+                t_mean, t_log_std = self.actor_target(next_obs)
+                next_act = torch.tanh(self._sample_raw(t_mean, t_log_std, c.num_target_samples, None, target_noise))
+                next_obs_rep = next_obs.unsqueeze(1).expand(-1, c.num_target_samples, -1)
+                y = critic_target(self.critic_target(next_obs_rep, next_act), rew, done, c.gamma, c.lmbda)
+            q = self.critic(obs, act)  # [K, B]
+            critic_loss = (q - y).pow(2).mean(dim=1).sum()
+        return vae_loss, critic_loss, q.detach().mean(), y.mean()
+
+    def actor_loss(self, obs, alpha, latent_noise, pi_noise, warm: bool):
+        """(actor loss, per-state MMD, Q_pi, log-std) with the behaviour samples and the policy samples."""
+        c = self.cfg
+        with self.autocast():
+            with torch.no_grad():
+                raw_beta = self.vae.decode_raw(obs, c.num_mmd_samples, latent_noise)
+            mean, log_std_pi = self.actor(obs)
+            raw_pi = self._sample_raw(mean, log_std_pi, c.num_mmd_samples, c.actor_noise_clip, pi_noise)
+            mmd = self._mmd(raw_beta, raw_pi, c.mmd_sigma)  # [B]
+            if warm:
+                return (alpha * mmd).mean(), mmd, mmd.new_zeros(()), log_std_pi
+            q_all = self.critic(obs.unsqueeze(1).expand(-1, c.num_mmd_samples, -1), torch.tanh(raw_pi))
+            q_s = q_all.mean(dim=2)  # [K, B]: mean over the n samples, as in algos.py
+            if c.policy_q == "min":
+                q_pi = q_s.amin(dim=0)
+            elif c.policy_q == "mean":
+                q_pi = q_s.mean(dim=0)
+            else:
+                q_pi = q_s.amax(dim=0)
+            return (-q_pi + alpha * mmd).mean(), mmd, q_pi, log_std_pi
 
     # -- acting and diagnostics -------------------------------------------------------------
     @torch.inference_mode()

@@ -23,31 +23,201 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    """Linear-ReLU stack with a linear output layer (PyTorch's default init)."""
+    """Linear-ReLU stack with a linear output layer (PyTorch's default init).
+
+    The ReLUs work in place: a Linear's backward needs its input, never its output, so the
+    activation can overwrite the pre-activation (one buffer per layer instead of two).
+    """
     layers: list[nn.Module] = []
     last = in_dim
     for h in hidden:
-        layers += [nn.Linear(last, h), nn.ReLU()]
+        layers += [nn.Linear(last, h), nn.ReLU(inplace=True)]
         last = h
     layers.append(nn.Linear(last, out_dim))
     return nn.Sequential(*layers)
 
 
-def make_adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
-    """Adam with PyTorch's coupled L2 weight decay (as rlkit uses it), one fused kernel per step."""
-    params = list(params)
+# -- one flat buffer per network: one fused optimizer kernel, one Polyak kernel ------------------------
+_FLAT = "_flat_parameters"  # attribute of a module whose parameters live in one buffer
+
+
+def flatten_parameters(module: nn.Module) -> torch.Tensor | None:
+    """Move every parameter of ``module`` into one contiguous buffer; returns that buffer.
+
+    Each parameter becomes a view of the returned tensor (values unchanged; gradients stay autograd's
+    own tensors). An optimizer whose state is laid out the same way updates all of them with one fused
+    kernel (``FlatAdam``, ``FlatSGD``), and a Polyak update between two flattened networks is a single
+    ``lerp_`` (``soft_update``). Call it after the module is on its device (``.to()`` would copy the
+    parameters out of the buffer). Returns None, leaving the module as it is, if the parameters do not
+    share one device and dtype.
+    """
+    if _FLAT in module.__dict__:
+        return module.__dict__[_FLAT]
+    params = list(module.parameters())
+    if not params or len({(p.device, p.dtype) for p in params}) != 1:
+        return None
+    flat = torch.empty(sum(p.numel() for p in params), device=params[0].device, dtype=params[0].dtype)
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            k = p.numel()
+            flat[offset:offset + k].copy_(p.reshape(-1))
+            p.data = flat[offset:offset + k].view_as(p)
+            offset += k
+    module.__dict__[_FLAT] = flat
+    return flat
+
+
+class _FlatOptimizer:
+    """Mixin: a fused ``torch.optim`` optimizer for a flattened network (see ``flatten_parameters``).
+
+    To ``torch.optim`` (``param_groups``, ``state``, ``state_dict``) the optimizer has one parameter, the
+    flat buffer, whose state tensors (moments, momentum) are flat too. ``step`` runs the library's fused
+    kernel once over the network's parameters (views of the buffer), their gradients (autograd's own
+    tensors, so nothing is copied or accumulated) and the matching views of the state: the same
+    element-wise update as ``torch.optim`` over the individual parameters, including skipping a
+    parameter that has no gradient, without its per-step Python bookkeeping.
+    """
+
+    def __init__(self, params: list[torch.Tensor], flat: torch.Tensor, **kw):
+        self._params = params  # views of ``flat`` (or ``flat`` itself: a single tensor, e.g. a temperature)
+        self._flat = flat
+        self._views_of: tuple = (None, [])
+        super().__init__([flat], fused=True, **kw)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self._params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.detach_().zero_()
+
+    def _split(self, t: torch.Tensor) -> list[torch.Tensor]:
+        if len(self._params) == 1 and self._params[0] is self._flat:
+            return [t]
+        out, offset = [], 0
+        for p in self._params:
+            out.append(t[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+        return out
+
+    def _state_views(self, names: tuple[str, ...]) -> list[list[torch.Tensor]]:
+        """Per-parameter views of the flat state tensors (rebuilt if ``load_state_dict`` replaced them)."""
+        state = self.state[self._flat]
+        key = tuple(id(state[n]) for n in names)
+        if self._views_of[0] != key:
+            self._views_of = (key, [self._split(state[n]) for n in names])
+        return self._views_of[1]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        have = [i for i, p in enumerate(self._params) if p.grad is not None]
+        if have:
+            group = self.param_groups[0]
+            state = self.state[self._flat]
+            first = not state
+            if first:
+                self._init_state(group, state)
+            self._fused_step(group, state, have, first)
+        return loss
+
+
+class FlatAdam(_FlatOptimizer, torch.optim.Adam):
+    """Adam over a flattened network: ``torch._fused_adam_`` once per step, as ``torch.optim.Adam(fused=True)``
+    calls it (step += 1, then the kernel over every parameter that has a gradient)."""
+
+    def _init_state(self, group, state) -> None:  # exactly what torch.optim.Adam(fused=True) creates
+        state["step"] = torch.zeros((), dtype=torch.float32, device=self._flat.device)
+        state["exp_avg"] = torch.zeros_like(self._flat, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(self._flat, memory_format=torch.preserve_format)
+
+    def _fused_step(self, group, state, have, first) -> None:
+        exp_avgs, exp_avg_sqs = self._state_views(("exp_avg", "exp_avg_sq"))
+        params = [self._params[i] for i in have]
+        step = state["step"]
+        step.add_(1)
+        kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay") else torch._fused_adam_
+        kernel(params, [p.grad for p in params], [exp_avgs[i] for i in have], [exp_avg_sqs[i] for i in have], [],
+               [step] * len(params), amsgrad=False, lr=group["lr"], beta1=group["betas"][0],
+               beta2=group["betas"][1], weight_decay=group["weight_decay"], eps=group["eps"],
+               maximize=group["maximize"], grad_scale=None, found_inf=None)
+
+
+class FlatSGD(_FlatOptimizer, torch.optim.SGD):
+    """SGD over a flattened network: ``torch._fused_sgd_`` once per step, as ``torch.optim.SGD(fused=True)``
+    calls it. (The momentum buffer starts at zero, so a parameter's first step, whenever it comes, is
+    m * 0 + g = g, as in torch.optim; hence no dampening here.)"""
+
+    def _init_state(self, group, state) -> None:
+        if group["momentum"] != 0:
+            state["momentum_buffer"] = torch.zeros_like(self._flat, memory_format=torch.preserve_format)
+
+    def _fused_step(self, group, state, have, first) -> None:
+        params = [self._params[i] for i in have]
+        bufs = [] if group["momentum"] == 0 else [self._state_views(("momentum_buffer",))[0][i] for i in have]
+        torch._fused_sgd_(params, [p.grad for p in params], bufs, weight_decay=group["weight_decay"],
+                          momentum=group["momentum"], lr=group["lr"], dampening=0.0, nesterov=group["nesterov"],
+                          maximize=group["maximize"], is_first_step=False, grad_scale=None, found_inf=None)
+
+
+def _make(kind: str, params, **kw) -> torch.optim.Optimizer:
+    plain, flat_cls = {"adam": (torch.optim.Adam, FlatAdam), "sgd": (torch.optim.SGD, FlatSGD)}[kind]
+    if isinstance(params, nn.Module):
+        flat = flatten_parameters(params)
+        params = list(params.parameters())
+    else:
+        params = list(params)
+        flat = params[0] if len(params) == 1 else None  # one tensor is its own flat buffer
+    if flat is not None and not kw.get("dampening") and not kw.get("amsgrad"):
+        try:
+            return flat_cls(params, flat, **kw)
+        except (RuntimeError, TypeError):  # fused unsupported for this device/dtype
+            pass
     try:
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+        return plain(params, fused=True, **kw)
     except (RuntimeError, TypeError):  # fused unsupported for this device/dtype: multi-tensor fallback
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
+        return plain(params, foreach=True, **kw)
+
+
+def make_adam(params: Iterable[torch.nn.Parameter] | nn.Module, lr: float,
+              weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam with PyTorch's coupled L2 weight decay (as rlkit uses it), one fused kernel per step.
+
+    Given a module, its parameters are flattened into one buffer first (``FlatAdam``): one kernel and
+    almost no Python per step; so is a single tensor (e.g. a temperature), which is its own buffer.
+    Other lists of tensors get a plain fused ``torch.optim.Adam``.
+    """
+    return _make("adam", params, lr=lr, weight_decay=weight_decay)
+
+
+def make_sgd(params: Iterable[torch.nn.Parameter] | nn.Module, lr: float, momentum: float) -> torch.optim.SGD:
+    """SGD with (heavy-ball) momentum: v <- m v + g; theta <- theta - lr v (= tf MomentumOptimizer).
+
+    Flattened like ``make_adam`` when given a module."""
+    return _make("sgd", params, lr=lr, momentum=momentum)
 
 
 @torch.no_grad()
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Polyak averaging: target <- (1 - tau) * target + tau * source."""
-    t_params = list(target.parameters())
-    s_params = list(source.parameters())
-    torch._foreach_lerp_(t_params, s_params, tau)
+    """Polyak averaging: target <- (1 - tau) * target + tau * source.
+
+    One ``lerp_`` over the flat buffers when both networks are flattened (``flatten_parameters``),
+    otherwise a multi-tensor lerp over the parameter lists.
+    """
+    t_flat, s_flat = target.__dict__.get(_FLAT), source.__dict__.get(_FLAT)
+    if t_flat is not None and s_flat is not None and t_flat.shape == s_flat.shape:
+        t_flat.detach().lerp_(s_flat.detach(), tau)
+        return
+    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+def f32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32: networks return float32 even under bfloat16 autocast (no op dispatched otherwise)."""
+    return x if x.dtype == torch.float32 else x.float()
 
 
 def diag_gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -71,7 +241,7 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([obs, act], dim=-1)
-        q1, q2 = self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+        q1, q2 = f32(self.q1(x).squeeze(-1)), f32(self.q2(x).squeeze(-1))
         if self.q_max is not None:
             q1, q2 = q1.clamp(max=self.q_max), q2.clamp(max=self.q_max)
         return q1, q2
@@ -93,7 +263,7 @@ class GaussianPolicy(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (mean, log_std); log_std broadcasts against mean."""
-        mean = torch.tanh(self.net(obs))
+        mean = torch.tanh(f32(self.net(obs)))
         log_std = self.min_log_std + torch.sigmoid(self.log_std_logits) * (self.max_log_std - self.min_log_std)
         return mean, log_std
 
@@ -115,11 +285,12 @@ class TanhGaussianPolicy(nn.Module):
         super().__init__()
         self.net = mlp(obs_dim, hidden[:-1], hidden[-1]) if len(hidden) > 1 else nn.Identity()
         last = hidden[-1] if hidden else obs_dim
-        self.trunk_act = nn.ReLU() if hidden else nn.Identity()
+        # in place only on a Linear's output (never on the caller's observations)
+        self.trunk_act = nn.ReLU(inplace=len(hidden) > 1) if hidden else nn.Identity()
         self.head = nn.Linear(last, 2 * act_dim)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.head(self.trunk_act(self.net(obs))).chunk(2, dim=-1)
+        mean, log_std = f32(self.head(self.trunk_act(self.net(obs)))).chunk(2, dim=-1)
         return mean, log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
 
     @staticmethod
@@ -127,10 +298,12 @@ class TanhGaussianPolicy(nn.Module):
         # log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)), numerically stable
         return (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
 
-    def rsample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reparameterised sample and its log-density under the squashed distribution."""
+    def rsample(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised sample and its log-density under the squashed distribution.
+
+        ``noise`` is the standard normal draw (drawn here if None; passing it keeps the caller pure)."""
         mean, log_std = self(obs)
-        u = mean + torch.exp(log_std) * torch.randn_like(mean)
+        u = mean + torch.exp(log_std) * (torch.randn_like(mean) if noise is None else noise)
         logp = diag_gaussian_log_prob(u, mean, log_std) - self._squash_correction(u)
         return torch.tanh(u), logp
 

@@ -14,7 +14,9 @@ Alpha:   L_alpha = -mean[ log_alpha * (log pi(a~|s) + H_target) ],  H_target = -
 Targets: Polyak averaging with tau after every step.
 BC warm start (first ``bc_init_steps`` steps only): L_pi = -mean log pi(a|s) on dataset actions.
 
-The critic is stepped first and the actor then uses the updated critic (CleanRL's order).
+The critic is stepped first and the actor then uses the updated critic (CleanRL's order). The actor and
+temperature losses share no parameters (alpha enters the actor loss detached, log pi the alpha loss
+detached), so one backward pass of their sum gives each exactly its own gradient.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch.nn import functional as F
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config
-from algorithms.networks import TanhGaussianPolicy, TwinQ, make_adam, soft_update
+from algorithms.networks import TanhGaussianPolicy, TwinQ, flatten_parameters, make_adam, soft_update
 
 
 @dataclass
@@ -67,49 +69,70 @@ class SAC(Algorithm):
         self.critic_target = TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
+        flatten_parameters(self.critic_target)  # Polyak update: one lerp_ over one buffer
         self.log_alpha = torch.tensor([math.log(c.init_alpha)], device=self.device, requires_grad=True)
         self.target_entropy = float(-act_dim if c.target_entropy is None else c.target_entropy)
-        self.actor_opt = make_adam(self.actor.parameters(), c.actor_lr)
-        self.critic_opt = make_adam(self.critic.parameters(), c.critic_lr)
+        self.actor_opt = make_adam(self.actor, c.actor_lr)
+        self.critic_opt = make_adam(self.critic, c.critic_lr)
         self.alpha_opt = make_adam([self.log_alpha], c.alpha_lr)
+
+    compilable = ("critic_loss", "actor_loss", "bc_loss")
+    METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
 
     def update(self, batch: Batch) -> dict[str, float]:
         if self.grad_steps < self.cfg.bc_init_steps:
             return self._bc_update(batch)
         c = self.cfg
-        obs, act, rew, next_obs, done = batch.obs, batch.act, batch.rew, batch.next_obs, batch.done
         alpha = self.log_alpha.detach().exp()
 
-        with torch.no_grad():
-            next_act, next_logp = self.actor.rsample(next_obs)
-            next_v = self.critic_target.min_q(next_obs, next_act) - alpha * next_logp
-            y = rew + c.gamma * (1.0 - done) * next_v
-        q1, q2 = self.critic(obs, act)
-        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        next_noise = torch.randn(batch.act.shape, device=batch.act.device)  # a' ~ pi(.|s')
+        critic_loss, q_mean = self.critic_loss(batch.obs, batch.act, batch.rew, batch.next_obs, batch.done,
+                                               alpha, next_noise)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
 
         self.critic.requires_grad_(False)  # the actor's gradient flows through Q into the action only
-        pi_act, logp = self.actor.rsample(obs)
-        actor_loss = (alpha * logp - self.critic.min_q(obs, pi_act)).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-        self.critic.requires_grad_(True)
-
+        pi_noise = torch.randn(batch.act.shape, device=batch.act.device)  # a~ ~ pi(.|s), reparameterised
+        actor_loss, logp = self.actor_loss(batch.obs, alpha, pi_noise)
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
         self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
+        (actor_loss + alpha_loss).backward()  # disjoint parameters: each gets its own loss's gradient
+        self.actor_opt.step()
         self.alpha_opt.step()
+        self.critic.requires_grad_(True)
 
         soft_update(self.critic_target, self.critic, c.tau)
         self.grad_steps += 1
-        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(),
-                "alpha": alpha.item(), "entropy": -logp.mean().item(), "q_mean": q1.mean().item()}
+        stats = torch.stack([critic_loss.detach(), actor_loss.detach(), alpha[0], -logp.detach().mean(), q_mean])
+        return dict(zip(self.METRICS, stats.tolist(), strict=True))
+
+    def critic_loss(self, obs, act, rew, next_obs, done, alpha, next_noise):
+        """Soft clipped double-Q loss and mean Q(s, a); the noise makes it a pure function."""
+        c = self.cfg
+        with self.autocast():
+            with torch.no_grad():
+                next_act, next_logp = self.actor.rsample(next_obs, next_noise)
+                next_v = self.critic_target.min_q(next_obs, next_act) - alpha * next_logp
+                y = rew + c.gamma * (1.0 - done) * next_v
+            q1, q2 = self.critic(obs, act)
+            loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        return loss, q1.detach().mean()
+
+    def actor_loss(self, obs, alpha, noise):
+        """mean[alpha log pi(a~|s) - min_j Q_j(s, a~)] and log pi(a~|s)."""
+        with self.autocast():
+            pi_act, logp = self.actor.rsample(obs, noise)
+            loss = (alpha * logp - self.critic.min_q(obs, pi_act)).mean()
+        return loss, logp
+
+    def bc_loss(self, obs, act):
+        with self.autocast():
+            return -self.actor.log_prob(obs, act).mean()
 
     def _bc_update(self, batch: Batch) -> dict[str, float]:
-        loss = -self.actor.log_prob(batch.obs, batch.act).mean()
+        loss = self.bc_loss(batch.obs, batch.act)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.actor_opt.step()

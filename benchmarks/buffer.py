@@ -1,5 +1,10 @@
 """The one replay buffer: preallocated tensors on the run's device, FIFO, vectorised sampling.
 
+The float fields of a transition (s, a, r, s', d and, for AWR, the return) share one row of a single
+[capacity, width] float32 table; ``obs``, ``act``, ... are column views of it. Sampling is then one
+``index_select`` of whole rows into a preallocated [B, width] tensor (one random memory access per
+transition instead of one per field) and the batch fields are column views of that tensor.
+
 Rows are stored in insertion order, so episodes stay contiguous (needed for TD(lambda) returns):
 ``done`` marks a true terminal state (no bootstrap), ``timeout`` marks the last step of an episode
 cut by a time limit (bootstrap from V(s')). An episode still being collected has neither flag on its
@@ -22,20 +27,29 @@ class ReplayBuffer:
         self.device = torch.device(device)
         self.capacity = int(capacity)
         f32 = dict(dtype=torch.float32, device=self.device)
-        self.obs = torch.empty((capacity, obs_dim), **f32)
-        self.act = torch.empty((capacity, act_dim), **f32)
-        self.rew = torch.empty((capacity,), **f32)
-        self.next_obs = torch.empty((capacity, obs_dim), **f32)
-        self.done = torch.empty((capacity,), **f32)
+        # column layout of a row: obs | act | rew | next_obs | done [| ret]
+        widths = (obs_dim, act_dim, 1, obs_dim, 1) + ((1,) if with_returns else ())
+        starts = [sum(widths[:i]) for i in range(len(widths))]
+        # vector fields are column slices ([n, dim] views), scalar fields single columns ([n] views)
+        self._cols = [slice(a, a + w) if i in (0, 1, 3) else a
+                      for i, (a, w) in enumerate(zip(starts, widths, strict=True))]
+        self._width = sum(widths)
+        self._rows = torch.empty((capacity, self._width), **f32)
+        if with_returns:
+            self._rows[:, self._cols[5]] = 0.0
+        self.obs, self.act, self.rew, self.next_obs, self.done = self._views(self._rows)[:5]
         self.timeout = torch.empty((capacity,), dtype=torch.bool, device=self.device)
-        self.ret = torch.zeros((capacity,), **f32) if with_returns else None
+        self.ret = self._rows[:, self._cols[5]] if with_returns else None
         self.size = 0   # number of valid rows
         self.ptr = 0    # next row to write
         self.n_offline = 0
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(int(seed))
-        self._out: dict[int, Batch] = {}
+        self._out: dict[int, tuple[torch.Tensor, Batch]] = {}
         self._empty = torch.empty((0,), **f32)
+        # CPU: numpy views of the same memory make the one-row writes of ``add`` ~5x cheaper
+        self._np = ([t.numpy() for t in (self.obs, self.act, self.rew, self.next_obs, self.done, self.timeout)]
+                    if self.device.type == "cpu" else None)
 
     def __len__(self) -> int:
         return self.size
@@ -62,6 +76,12 @@ class ReplayBuffer:
     def add(self, obs, act, rew: float, next_obs, done: bool, timeout: bool) -> None:
         """Append one transition (the online hot path: no Python-side allocation beyond the copy)."""
         i = self.ptr
+        if self._np is not None:  # CPU: write through numpy views (no tensor wrapping per field)
+            o, a, r, o2, d, to = self._np
+            o[i], a[i], r[i], o2[i], d[i], to[i] = obs, act, rew, next_obs, done, timeout
+            self.ptr = (i + 1) % self.capacity
+            self.size = min(self.size + 1, self.capacity)
+            return
         self.obs[i] = torch.as_tensor(obs, device=self.device)
         self.act[i] = torch.as_tensor(act, device=self.device)
         self.rew[i] = float(rew)
@@ -78,29 +98,26 @@ class ReplayBuffer:
             return torch.arange(self.size, device=self.device)
         return torch.arange(self.ptr, self.ptr + self.capacity, device=self.device) % self.capacity
 
+    def _views(self, rows: torch.Tensor) -> list[torch.Tensor]:
+        """Column views (obs, act, rew, next_obs, done[, ret]) of a [n, width] table."""
+        return [rows[:, c] for c in self._cols]
+
     def sample(self, batch_size: int) -> Batch:
-        """Uniform minibatch, gathered into tensors preallocated per batch size (reused: copy to keep)."""
+        """Uniform minibatch: one gather of whole rows into a tensor preallocated per batch size.
+
+        The returned fields are views of that tensor, overwritten by the next ``sample`` of the same size
+        (copy to keep)."""
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         idx = torch.randint(0, self.size, (batch_size,), generator=self._gen, device=self.device)
-        out = self._out.get(batch_size)
-        if out is None:
-            out = Batch(*(torch.empty((batch_size, *c.shape[1:]), dtype=torch.float32, device=self.device)
-                          for c in (self.obs, self.act, self.rew, self.next_obs, self.done)),
-                        torch.empty((batch_size,), dtype=torch.float32, device=self.device)
-                        if self.ret is not None else self._empty)
-            self._out[batch_size] = out
-        torch.index_select(self.obs, 0, idx, out=out.obs)
-        torch.index_select(self.act, 0, idx, out=out.act)
-        torch.index_select(self.rew, 0, idx, out=out.rew)
-        torch.index_select(self.next_obs, 0, idx, out=out.next_obs)
-        torch.index_select(self.done, 0, idx, out=out.done)
-        if self.ret is not None:
-            torch.index_select(self.ret, 0, idx, out=out.ret)
-        return out
+        hit = self._out.get(batch_size)
+        if hit is None:
+            rows = torch.empty((batch_size, self._width), dtype=torch.float32, device=self.device)
+            views = self._views(rows)
+            hit = (rows, Batch(*views[:5], views[5] if self.ret is not None else self._empty))
+            self._out[batch_size] = hit
+        torch.index_select(self._rows, 0, idx, out=hit[0])
+        return hit[1]
 
     def nbytes(self) -> int:
-        tensors = [self.obs, self.act, self.rew, self.next_obs, self.done, self.timeout]
-        if self.ret is not None:
-            tensors.append(self.ret)
-        return sum(t.element_size() * t.nelement() for t in tensors)
+        return self._rows.element_size() * self._rows.nelement() + self.timeout.element_size() * self.capacity

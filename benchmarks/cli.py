@@ -24,6 +24,14 @@ def _csv_list(s: str | None, cast=str):
     return [cast(x) for x in s.split(",") if x.strip()] if s else None
 
 
+def _speed_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the loss functions (opt-in; falls back to eager with a warning)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast of the forward passes (opt-in)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="compile with CUDA graphs (mode reduce-overhead; CUDA devices only)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="awac-bench", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -47,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-model", action="store_true")
     r.add_argument("--out", required=True)
     r.add_argument("--no-progress", action="store_true")
+    _speed_flags(r)
 
     s = sub.add_parser("sweep", help="the algorithm x task x seed grid of a preset, one process per core")
     s.add_argument("--preset", required=True, help="smoke | quick | paper")
@@ -60,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=["process", "ray"], default="process",
                    help="process: local worker processes; ray: a Ray cluster (pip install '.[ray]')")
     s.add_argument("--fresh", action="store_true", help="rerun runs that already finished")
+    _speed_flags(s)
 
     d = sub.add_parser("data", help="generate or inspect datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
@@ -83,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--obs-dim", type=int, default=17, help="default: HalfCheetah sizes")
     sp.add_argument("--act-dim", type=int, default=6)
     sp.add_argument("--seconds", type=float, default=5.0, help="measurement time per quantity")
-    sp.add_argument("--compile", action="store_true", help="torch.compile the update (opt-in)")
-    sp.add_argument("--bf16", action="store_true", help="bfloat16 autocast (opt-in)")
+    _speed_flags(sp)
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an algorithm config key")
+    sp.add_argument("--buffer-rows", type=int, default=100_000, help="synthetic transitions to sample from")
+    sp.add_argument("--no-env", action="store_true", help="skip the online-loop (HalfCheetah-v5) measurement")
     sp.add_argument("--json", action="store_true")
 
     sub.add_parser("list", help="registered algorithms (with presets) and tasks")
@@ -98,7 +110,8 @@ def cmd_run(a) -> int:
                    online_steps=a.online_steps, eval_every=a.eval_every, eval_every_offline=a.eval_every_offline,
                    eval_episodes=a.eval_episodes, utd=a.utd, algo_preset=a.algo_preset,
                    overrides=_parse_sets(a.set), dataset=a.dataset, env=a.env, device=a.device,
-                   threads=a.threads, save_model=a.save_model)
+                   threads=a.threads, save_model=a.save_model, bf16=a.bf16, compile=a.compile,
+                   cuda_graphs=a.cuda_graphs)
     run_dir = run(spec, a.out, progress=not a.no_progress)
     from benchmarks.results import collect_sweep
 
@@ -113,6 +126,8 @@ def cmd_sweep(a) -> int:
 
     specs = grid(a.preset, _csv_list(a.algos), _csv_list(a.tasks), _csv_list(a.seeds, int), a.device,
                  _parse_sets(a.set))
+    for spec in specs:
+        spec.bf16, spec.compile, spec.cuda_graphs = a.bf16, a.compile, a.cuda_graphs
     return run_sweep(specs, a.out, workers=a.workers, backend=a.backend, fresh=a.fresh)
 
 
@@ -175,7 +190,9 @@ def cmd_speed(a) -> int:
     from benchmarks.speed import measure
 
     res = measure(a.algo, batch=a.batch, threads=a.threads, device=a.device, obs_dim=a.obs_dim,
-                  act_dim=a.act_dim, seconds=a.seconds, compile=a.compile, bf16=a.bf16)
+                  act_dim=a.act_dim, seconds=a.seconds, compile=a.compile, bf16=a.bf16,
+                  overrides=_parse_sets(a.set), buffer_rows=a.buffer_rows, env=not a.no_env,
+                  cuda_graphs=a.cuda_graphs)
     if a.json:
         print(json.dumps(res, indent=2, sort_keys=True))
     else:

@@ -53,11 +53,15 @@ class RunSpec:
     device: str = "cpu"
     threads: int = 1
     save_model: bool = False         # write the final state (networks + optimizers) to final.pt
+    bf16: bool = False               # opt-in bfloat16 autocast of the forward passes (see docs/PERFORMANCE.md)
+    compile: bool = False            # opt-in torch.compile of the loss functions (eager fallback on failure)
+    cuda_graphs: bool = False        # opt-in: compile with CUDA graphs (mode "reduce-overhead"; CUDA only)
 
     @property
     def run_id(self) -> str:
         preset = f"-{self.algo_preset}" if self.algo_preset else ""
-        return f"{self.algo}{preset}__{self.task}__s{self.seed}"
+        bf16 = "-bf16" if self.bf16 else ""  # different numbers: never mistaken for the float32 run
+        return f"{self.algo}{preset}{bf16}__{self.task}__s{self.seed}"
 
     def validate(self) -> None:
         for k in ("offline_steps", "online_steps"):
@@ -74,6 +78,28 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@dataclass
+class Episode:
+    """The online episode in progress: current observation, its return so far, the last finished one."""
+
+    obs: np.ndarray
+    ret: float = 0.0
+    last_ret: float = float("nan")
+
+
+def collect(env, algo, buffer: ReplayBuffer, ep: Episode, n: int) -> None:
+    """Take ``n`` environment steps with the sampled policy into ``buffer`` (the online hot path)."""
+    for _ in range(n):
+        act = algo.act(ep.obs[None], deterministic=False)[0]
+        next_obs, rew, term, trunc, _ = env.step(act)
+        buffer.add(ep.obs, act, rew, next_obs, term, trunc and not term)
+        ep.ret += float(rew)
+        ep.obs = next_obs
+        if term or trunc:
+            ep.obs, _ = env.reset()
+            ep.last_ret, ep.ret = ep.ret, 0.0
 
 
 def evaluate(algo, env, task: Task, episodes: int, seed: int) -> dict[str, float]:
@@ -139,6 +165,7 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
     device = torch.device(spec.device)
     obs_dim, act_dim = ds.obs_dim, ds.act_dim
     algo = cls(obs_dim, act_dim, cfg, device=device)
+    algo.set_speed_options(bf16=spec.bf16, compile=spec.compile, cuda_graphs=spec.cuda_graphs)
     eval_env = task.make_env()
 
     buffer = ReplayBuffer(obs_dim, act_dim, algo.buffer_capacity(len(ds), spec.online_steps), device,
@@ -202,21 +229,13 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
         bs = algo.batch_size("online")
         n_collect, n_update = algo.online_rhythm()
         n_update *= spec.utd
-        obs, _ = env.reset(seed=spec.seed)
+        ep = Episode(env.reset(seed=spec.seed)[0])
         env.action_space.seed(spec.seed)
         env_step, reported, next_eval, last_eval = 0, 0, spec.eval_every, 0
-        ep_ret, last_ret = 0.0, float("nan")
         while env_step < spec.online_steps:
-            for _ in range(min(n_collect, spec.online_steps - env_step)):
-                act = algo.act(obs[None], deterministic=False)[0]
-                next_obs, rew, term, trunc, _ = env.step(act)
-                buffer.add(obs, act, rew, next_obs, term, trunc and not term)
-                ep_ret += float(rew)
-                obs = next_obs
-                env_step += 1
-                if term or trunc:
-                    obs, _ = env.reset()
-                    last_ret, ep_ret = ep_ret, 0.0
+            n = min(n_collect, spec.online_steps - env_step)
+            collect(env, algo, buffer, ep, n)
+            env_step += n
             if algo.learns_online:
                 algo.prepare_updates(buffer)
                 for _ in range(n_update):
@@ -228,7 +247,7 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
             if env_step >= next_eval:  # with a multi-step rhythm, evaluate after the block that crosses it
                 res = do_eval("online", env_step)
                 last_eval = env_step
-                bar.update(0, score=f"{res['normalized_score']:.1f}", train_ret=f"{last_ret:.0f}")
+                bar.update(0, score=f"{res['normalized_score']:.1f}", train_ret=f"{ep.last_ret:.0f}")
                 while next_eval <= env_step:
                     next_eval += spec.eval_every
         if env_step != last_eval:

@@ -1,0 +1,27 @@
+"""Replay-buffer hot paths: uniform minibatch sampling and the one-row online append."""
+
+import numpy as np
+import pytest
+
+from .conftest import ACT, OBS
+
+
+@pytest.mark.parametrize("batch", [256, 1024])
+def test_sample(benchmark, batch, halfcheetah_buffer):
+    benchmark(halfcheetah_buffer.sample, batch)
+
+
+def test_add_one_transition(benchmark):
+    from benchmarks.buffer import ReplayBuffer
+
+    buf = ReplayBuffer(OBS, ACT, 100_000)
+    obs, act = np.zeros(OBS), np.zeros(ACT, np.float32)
+    benchmark(buf.add, obs, act, 0.5, obs, False, False)
+
+
+def test_act_one_observation(benchmark):
+    from benchmarks import speed
+
+    algo = speed.make_algo("awac", OBS, ACT, None, "cpu")
+    obs = np.zeros((1, OBS))
+    benchmark(algo.act, obs, False)

@@ -1,0 +1,442 @@
+"""The optimised updates keep the numbers of the straightforward ones.
+
+Every algorithm's ``update`` was made faster (one flat parameter buffer per network with a single fused
+optimizer kernel and a single Polyak ``lerp_``, one backward pass where two losses share no parameters,
+noise drawn outside the pure loss functions, in-place ReLUs, metrics read in one transfer). Here each is
+run side by side with a *straightforward* re-implementation of its update rule (plain modules, default
+``torch.optim`` optimizers over the individual parameters, one backward per loss, a per-parameter Polyak
+loop) from the same initial weights and the same random numbers, and the losses, the gradients of the
+first step and the parameters after a few steps must agree to float32 round-off. No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import pytest
+import torch
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import algorithms
+from algorithms.awac import AWAC
+from algorithms.base import Batch
+from algorithms.bear import ConditionalVAE, critic_target, lagrange_loss
+from algorithms.networks import diag_gaussian_log_prob
+from benchmarks import speed
+from benchmarks.buffer import ReplayBuffer
+
+OBS, ACT, B = 5, 3, 32
+TOL = dict(rtol=1e-5, atol=1e-6)
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+def plain(module: torch.nn.Module) -> torch.nn.Module:
+    """An ordinary copy: independent parameter tensors, out-of-place ReLUs, no flat buffer."""
+    m = copy.deepcopy(module)
+    m.__dict__.pop("_flat_parameters", None)
+    for p in m.parameters():
+        p.data = p.data.clone()
+        p.grad = None
+    for sub in m.modules():
+        if isinstance(sub, torch.nn.ReLU):
+            sub.inplace = False
+    return m
+
+
+def adam(m, lr, wd=0.0):
+    return torch.optim.Adam(m.parameters(), lr=lr, weight_decay=wd)
+
+
+@torch.no_grad()
+def polyak(target, source, tau):
+    for t, s in zip(target.parameters(), source.parameters(), strict=True):
+        t.mul_(1.0 - tau).add_(s, alpha=tau)
+
+
+def grads(*mods):
+    return [p.grad.clone() for m in mods for p in m.parameters()]
+
+
+def params(*mods):
+    return [p.detach().clone() for m in mods for p in m.parameters()]
+
+
+def close(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, **TOL)
+
+
+def batch(seed=0, ret=False, n=B, obs=OBS, act=ACT):
+    g = torch.Generator().manual_seed(seed)
+    done = (torch.rand(n, generator=g) < 0.2).float()
+    return Batch(torch.randn(n, obs, generator=g), torch.rand(n, act, generator=g) * 1.8 - 0.9,
+                 torch.randn(n, generator=g), torch.randn(n, obs, generator=g), done,
+                 torch.randn(n, generator=g) if ret else torch.empty(0))
+
+
+# -- AWAC ----------------------------------------------------------------------------------------------------
+def awac_reference(r, c, b):
+    obs, act, rew, next_obs, done = b.obs, b.act, b.rew, b.next_obs, b.done
+    if c.ignore_terminals:
+        done = torch.zeros_like(done)
+    with torch.no_grad():
+        next_act = r.actor.sample(next_obs)
+        y = rew + c.gamma * (1.0 - done) * r.critic_target.min_q(next_obs, next_act)
+    q1, q2 = r.critic(obs, act)
+    critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+    mean, log_std = r.actor(obs)
+    with torch.no_grad():
+        pi_act = mean if c.v_from_mean else mean + torch.exp(log_std) * torch.randn_like(mean)
+        adv = torch.minimum(q1, q2) - r.critic.min_q(obs, pi_act)
+        w = AWAC.advantage_weights(adv, c.beta, c.adv_clip)
+    actor_loss = -(w * diag_gaussian_log_prob(act, mean, log_std)).mean()
+    r.critic_opt.zero_grad()
+    critic_loss.backward()
+    g = grads(r.critic)
+    r.critic_opt.step()
+    r.actor_opt.zero_grad()
+    actor_loss.backward()
+    g += grads(r.actor)
+    r.actor_opt.step()
+    polyak(r.critic_target, r.critic, c.tau)
+    return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item()}, g
+
+
+class Ref:
+    pass
+
+
+@pytest.mark.parametrize("preset", [None, "hand"])
+def test_awac_matches_the_straightforward_update(preset):
+    torch.manual_seed(0)
+    algo = algorithms.make("awac", OBS, ACT, preset, overrides={"actor_hidden": (16, 16), "critic_hidden": (16, 16)})
+    c = algo.cfg
+    r = Ref()
+    r.actor, r.critic, r.critic_target = plain(algo.actor), plain(algo.critic), plain(algo.critic_target)
+    r.actor_opt, r.critic_opt = adam(r.actor, c.actor_lr, c.actor_weight_decay), adam(r.critic, c.critic_lr)
+    for step in range(4):
+        b = batch(step)
+        torch.manual_seed(100 + step)
+        m = algo.update(b)
+        torch.manual_seed(100 + step)
+        m_ref, g_ref = awac_reference(r, c, b)
+        for k in m_ref:
+            assert m[k] == pytest.approx(m_ref[k], rel=1e-5, abs=1e-6), k
+        if step == 0:
+            close(grads(algo.critic, algo.actor), g_ref)
+    close(params(algo.actor, algo.critic, algo.critic_target), params(r.actor, r.critic, r.critic_target))
+
+
+# -- SAC(fD) -------------------------------------------------------------------------------------------------
+def sac_reference(r, c, b, target_entropy):
+    obs, act, rew, next_obs, done = b.obs, b.act, b.rew, b.next_obs, b.done
+    alpha = r.log_alpha.detach().exp()
+    with torch.no_grad():
+        next_act, next_logp = r.actor.rsample(next_obs)
+        y = rew + c.gamma * (1.0 - done) * (r.critic_target.min_q(next_obs, next_act) - alpha * next_logp)
+    q1, q2 = r.critic(obs, act)
+    critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+    r.critic_opt.zero_grad()
+    critic_loss.backward()
+    g = grads(r.critic)
+    r.critic_opt.step()
+    r.critic.requires_grad_(False)
+    pi_act, logp = r.actor.rsample(obs)
+    actor_loss = (alpha * logp - r.critic.min_q(obs, pi_act)).mean()
+    r.actor_opt.zero_grad()
+    actor_loss.backward()
+    g += grads(r.actor)
+    r.actor_opt.step()
+    r.critic.requires_grad_(True)
+    alpha_loss = -(r.log_alpha * (logp.detach() + target_entropy)).mean()
+    r.alpha_opt.zero_grad()
+    alpha_loss.backward()
+    g.append(r.log_alpha.grad.clone())
+    r.alpha_opt.step()
+    polyak(r.critic_target, r.critic, c.tau)
+    return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item()}, g
+
+
+def test_sac_matches_the_straightforward_update():
+    torch.manual_seed(0)
+    algo = algorithms.make("sacfd", OBS, ACT, overrides={"actor_hidden": (16, 16), "critic_hidden": (16, 16),
+                                                         "bc_init_steps": 1})
+    c = algo.cfg
+    r = Ref()
+    r.actor, r.critic, r.critic_target = plain(algo.actor), plain(algo.critic), plain(algo.critic_target)
+    r.log_alpha = algo.log_alpha.detach().clone().requires_grad_(True)
+    r.actor_opt, r.critic_opt = adam(r.actor, c.actor_lr), adam(r.critic, c.critic_lr)
+    r.alpha_opt = torch.optim.Adam([r.log_alpha], lr=c.alpha_lr)
+    for step in range(4):
+        b = batch(step)
+        torch.manual_seed(100 + step)
+        m = algo.update(b)
+        torch.manual_seed(100 + step)
+        if step == 0:  # the SACfD-prior behaviour-cloning step
+            loss = -r.actor.log_prob(b.obs, b.act).mean()
+            r.actor_opt.zero_grad()
+            loss.backward()
+            r.actor_opt.step()
+            assert m["bc_loss"] == pytest.approx(loss.item(), rel=1e-5)
+            continue
+        m_ref, g_ref = sac_reference(r, c, b, algo.target_entropy)
+        for k in m_ref:
+            assert m[k] == pytest.approx(m_ref[k], rel=1e-5, abs=1e-6), k
+        if step == 1:
+            close(grads(algo.critic, algo.actor) + [algo.log_alpha.grad], g_ref)
+    close(params(algo.actor, algo.critic, algo.critic_target), params(r.actor, r.critic, r.critic_target))
+    torch.testing.assert_close(algo.log_alpha.detach(), r.log_alpha.detach(), **TOL)
+
+
+# -- BC ------------------------------------------------------------------------------------------------------
+def test_bc_matches_the_straightforward_update():
+    torch.manual_seed(0)
+    algo = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16, 16)})
+    actor = plain(algo.actor)
+    opt = adam(actor, algo.cfg.lr, algo.cfg.weight_decay)
+    for step in range(4):
+        b = batch(step)
+        m = algo.update(b)
+        loss = -actor.log_prob(b.obs, b.act).mean()
+        opt.zero_grad()
+        loss.backward()
+        if step == 0:
+            close(grads(algo.actor), grads(actor))
+        opt.step()
+        assert m["bc_loss"] == pytest.approx(loss.item(), rel=1e-5)
+    close(params(algo.actor), params(actor))
+
+
+# -- BEAR ----------------------------------------------------------------------------------------------------
+def bear_reference(r, algo, b):
+    c = algo.cfg
+    obs, act, rew, next_obs, done = b.obs, b.act, b.rew, b.next_obs, b.done
+    recon, mu, log_std = r.vae(obs, act)
+    vae_loss = ConditionalVAE.loss(recon, act, mu, log_std, c.vae_kl_weight)
+    r.vae_opt.zero_grad()
+    vae_loss.backward()
+    g = grads(r.vae)
+    r.vae_opt.step()
+    with torch.no_grad():
+        t_mean, t_log_std = r.actor_target(next_obs)
+        next_act = torch.tanh(algo._sample_raw(t_mean, t_log_std, c.num_target_samples, None))
+        rep = next_obs.unsqueeze(1).expand(-1, c.num_target_samples, -1)
+        y = critic_target(r.critic_target(rep, next_act), rew, done, c.gamma, c.lmbda)
+    q = r.critic(obs, act)
+    critic_loss = (q - y).pow(2).mean(dim=1).sum()
+    r.critic_opt.zero_grad()
+    critic_loss.backward()
+    g += grads(r.critic)
+    r.critic_opt.step()
+    with torch.no_grad():
+        raw_beta = r.vae.decode_raw(obs, c.num_mmd_samples)
+    mean, log_std_pi = r.actor(obs)
+    raw_pi = algo._sample_raw(mean, log_std_pi, c.num_mmd_samples, c.actor_noise_clip)
+    mmd = algo._mmd(raw_beta, raw_pi, c.mmd_sigma)
+    alpha = r.log_alpha.detach().exp()
+    if r.steps < c.warmup_steps:
+        actor_loss = (alpha * mmd).mean()
+    else:
+        r.critic.requires_grad_(False)
+        q_all = r.critic(obs.unsqueeze(1).expand(-1, c.num_mmd_samples, -1), torch.tanh(raw_pi))
+        actor_loss = (-q_all.mean(dim=2).amin(dim=0) + alpha * mmd).mean()
+    r.actor_opt.zero_grad()
+    actor_loss.backward()
+    g += grads(r.actor)
+    r.actor_opt.step()
+    r.critic.requires_grad_(True)
+    loss = lagrange_loss(r.log_alpha, mmd.detach(), c.mmd_eps)
+    r.alpha_opt.zero_grad()
+    loss.backward()
+    r.alpha_opt.step()
+    with torch.no_grad():
+        r.log_alpha.clamp_(c.log_alpha_min, c.log_alpha_max)
+    polyak(r.critic_target, r.critic, c.tau)
+    polyak(r.actor_target, r.actor, c.tau)
+    r.steps += 1
+    return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "vae_loss": vae_loss.item(),
+            "mmd": mmd.mean().item()}, g
+
+
+def test_bear_matches_the_straightforward_update():
+    torch.manual_seed(0)
+    algo = algorithms.make("bear", OBS, ACT, overrides={
+        "actor_hidden": (16, 16), "critic_hidden": (16, 16), "vae_hidden": (24, 24), "warmup_steps": 2,
+        "num_target_samples": 4, "num_mmd_samples": 3, "log_alpha_init": 0.5})
+    c = algo.cfg
+    r = Ref()
+    for k in ("vae", "actor", "actor_target", "critic", "critic_target"):
+        setattr(r, k, plain(getattr(algo, k)))
+    r.log_alpha = algo.log_alpha.detach().clone().requires_grad_(True)
+    r.vae_opt, r.actor_opt = adam(r.vae, c.vae_lr), adam(r.actor, c.actor_lr)
+    r.critic_opt, r.alpha_opt = adam(r.critic, c.critic_lr), torch.optim.Adam([r.log_alpha], lr=c.alpha_lr)
+    r.steps = 0
+    for step in range(5):  # two warm-up steps, then Q enters the actor loss
+        b = batch(step)
+        torch.manual_seed(100 + step)
+        m = algo.update(b)
+        torch.manual_seed(100 + step)
+        m_ref, g_ref = bear_reference(r, algo, b)
+        for k in m_ref:
+            assert m[k] == pytest.approx(m_ref[k], rel=1e-5, abs=1e-6), (step, k)
+        if step in (0, 3):
+            close(grads(algo.vae, algo.critic, algo.actor), g_ref)
+    close(params(algo.vae, algo.actor, algo.actor_target, algo.critic, algo.critic_target),
+          params(r.vae, r.actor, r.actor_target, r.critic, r.critic_target))
+    torch.testing.assert_close(algo.log_alpha.detach(), r.log_alpha.detach(), **TOL)
+
+
+# -- AWR -----------------------------------------------------------------------------------------------------
+def test_awr_steps_match_the_straightforward_ones():
+    torch.manual_seed(0)
+    algo = algorithms.make("awr", OBS, ACT, overrides={"actor_hidden": (16, 8), "critic_hidden": (16, 8)})
+    c = algo.cfg
+    actor, critic = plain(algo.actor), plain(algo.critic)
+    a_opt = torch.optim.SGD(actor.parameters(), lr=c.actor_lr, momentum=c.actor_momentum)
+    v_opt = torch.optim.SGD(critic.parameters(), lr=c.critic_lr, momentum=c.critic_momentum)
+    stats = torch.tensor([0.3, 2.0])
+    algo._adv_stats = stats.clone()
+    for step in range(3):
+        b = batch(step, ret=True)
+        m = algo._value_step(b)
+        v_n = critic(algo.obs_norm(b.obs)).squeeze(-1)
+        loss = 0.5 * (b.ret / algo.value_scale - v_n).pow(2).mean()
+        v_opt.zero_grad()
+        loss.backward()
+        if step == 0:
+            close(grads(algo.critic), grads(critic))
+        v_opt.step()
+        assert m["critic_loss"] == pytest.approx(loss.item(), rel=1e-5)
+
+        m = algo._policy_step(b)
+        obs_n = algo.obs_norm(b.obs)
+        with torch.no_grad():
+            adv = b.ret - critic(obs_n).squeeze(-1) * algo.value_scale
+            w = torch.exp((adv - stats[0]) / (stats[1] + c.adv_eps) / c.beta).clamp(max=c.weight_clip)
+        mean, log_std = actor(obs_n)
+        bound = 0.5 * (mean.abs() - 1.0).clamp(min=0).pow(2).sum(-1).mean()
+        loss = -(w * diag_gaussian_log_prob(b.act, mean, log_std)).mean() + c.action_bound_weight * bound
+        a_opt.zero_grad()
+        loss.backward()
+        if step == 0:
+            close(grads(algo.actor), grads(actor))
+        a_opt.step()
+        assert m["actor_loss"] == pytest.approx(loss.item(), rel=1e-5)
+    close(params(algo.actor, algo.critic), params(actor, critic))
+
+
+# -- the machinery itself ------------------------------------------------------------------------------------
+def test_flat_buffers_survive_updates_and_state_loading():
+    torch.manual_seed(0)
+    sizes = {"actor_hidden": (16,), "critic_hidden": (16,)}
+    algo = algorithms.make("awac", OBS, ACT, overrides=sizes)
+
+    def inside(module):
+        flat = module.__dict__["_flat_parameters"]
+        lo, hi = flat.data_ptr(), flat.data_ptr() + flat.numel() * flat.element_size()
+        return all(lo <= p.data_ptr() < hi for p in module.parameters())
+
+    for _ in range(2):
+        algo.update(batch())
+    other = algorithms.make("awac", OBS, ACT, overrides=sizes)
+    other.load_state_dict(copy.deepcopy(algo.state_dict()))  # (torch.optim state_dicts hold references)
+    for a in (algo, other):
+        assert inside(a.actor) and inside(a.critic) and inside(a.critic_target)
+    close(params(other.critic, other.critic_target, other.actor), params(algo.critic, algo.critic_target, algo.actor))
+    # the loaded optimizer state (flat moments) is used by the next step: both stay identical
+    b = batch(5)
+    for a in (algo, other):
+        torch.manual_seed(3)
+        a.update(b)
+    close(params(other.critic, other.actor), params(algo.critic, algo.actor))
+    # a parameter without a gradient is skipped by the step, as torch.optim does
+    before = params(algo.critic)
+    algo.critic_opt.zero_grad()
+    algo.critic.q1(torch.randn(4, OBS + ACT)).sum().backward()
+    algo.critic_opt.step()
+    after = params(algo.critic)
+    n1 = len(list(algo.critic.q1.parameters()))
+    assert all(not torch.equal(x, y) for x, y in zip(before[:n1], after[:n1], strict=True))
+    assert all(torch.equal(x, y) for x, y in zip(before[n1:], after[n1:], strict=True))
+
+
+@pytest.mark.parametrize("name", ["awac", "sacfd", "bc", "bear", "awr"])
+def test_counted_flops_equal_the_executed_matmuls(name):
+    """``speed.count_flops`` (analytic, from the layers) equals what one update really multiplies."""
+    torch.manual_seed(0)
+    over = {"bear": {"warmup_steps": 1, "num_target_samples": 3, "num_mmd_samples": 2, "vae_hidden": (24, 24)},
+            "awr": {"critic_steps": 2, "actor_steps": 3}}.get(name, {})
+    sizes = {"actor_hidden": (16, 8)} if name == "bc" else {"actor_hidden": (16, 8), "critic_hidden": (16, 8)}
+    algo = algorithms.make(name, OBS, ACT, overrides={**sizes, **over})
+    buf = ReplayBuffer(OBS, ACT, 300, with_returns=algo.needs_returns)
+    buf.add_many(*(t.numpy() for t in batch(0, n=300)[:5]), torch.zeros(300, dtype=torch.bool).numpy())
+    bs = 16
+    steps = 2 if name != "awr" else 5  # BEAR: the second update is past the warm-up; AWR: one whole block
+    counted = []
+    for _ in range(steps):
+        counted.append(speed.count_flops(algo, bs, buf))
+        with FlopCounterMode(display=False) as fc:
+            if name == "awr" and algo._block_pos % 5 == 0:
+                algo.prepare_updates(buf)
+            algo.update(buf.sample(bs))
+        counted[-1] = (counted[-1], fc.get_total_flops())
+    if name == "awr":  # the analytic count is the block average, with its two refreshes (prepare_updates and
+        # the switch to the policy steps)
+        assert counted[0][0] * 5 == pytest.approx(sum(e for _, e in counted), rel=0.01)
+    else:
+        for analytic, executed in counted:
+            assert analytic == executed
+
+
+def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
+    torch.manual_seed(0)
+    algo = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16,)})
+    torch.manual_seed(0)
+    ref = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16,)})
+
+    def broken(fn, **kw):
+        def compiled(*a, **k):
+            raise RuntimeError("no C++ compiler")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken)
+    algo.set_speed_options(compile=True)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        m1 = [algo.update(batch(i))["bc_loss"] for i in range(3)]
+    assert sum("torch.compile of bc.loss failed" in str(x.message) for x in w) == 1
+    assert m1 == [ref.update(batch(i))["bc_loss"] for i in range(3)]
+
+
+def test_bf16_autocast_is_opt_in_and_returns_float32():
+    torch.manual_seed(0)
+    algo = algorithms.make("awac", OBS, ACT, overrides={"actor_hidden": (16,), "critic_hidden": (16,)})
+    assert not algo.bf16
+    algo.set_speed_options(bf16=True)
+    b = batch()
+    with algo.autocast():
+        q1, _ = algo.critic(b.obs, b.act)
+        mean, _ = algo.actor(b.obs)
+    assert q1.dtype == torch.float32 and mean.dtype == torch.float32
+    m = algo.update(b)
+    assert all(math.isfinite(v) for v in m.values())
+
+
+@pytest.mark.slow
+def test_compiled_update_matches_eager():
+    """torch.compile really works on this build (needs a C++ compiler) and keeps the numbers."""
+    torch.manual_seed(0)
+    algo = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16, 16)})
+    torch.manual_seed(0)
+    ref = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16, 16)})
+    algo.set_speed_options(compile=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a fallback would be a failure here
+        for i in range(3):
+            assert algo.update(batch(i))["bc_loss"] == pytest.approx(ref.update(batch(i))["bc_loss"], rel=1e-5)
+    assert not algo.loss.failed
+    close(params(algo.actor), params(ref.actor))
