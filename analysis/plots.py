@@ -82,7 +82,7 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=DPI)
     fig.set_layout_engine("none")  # keep the layout just computed; the PDF does not need it again
-    fig.savefig(paths[1])
+    fig.savefig(paths[1], metadata={"CreationDate": None})  # reproducible bytes: no timestamp
     return paths
 
 
