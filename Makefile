@@ -4,6 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 OUT     ?= results/quick
+BENCH_OUT ?= results/bench
 WORKERS ?= $(shell nproc)
 
 .PHONY: install bench plots test lint speed smoke clean
@@ -17,9 +18,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# a fresh run of the quick preset into results/bench (rerunning resumes it); the stored results/quick
+# stay as committed: copy results/bench over them to update the stored results.
 bench: $(STAMP)
-	$(BIN)/awac-bench sweep --preset quick --out $(OUT) --workers $(WORKERS)
-	$(BIN)/awac-bench plots $(OUT)
+	$(BIN)/awac-bench sweep --preset quick --out $(BENCH_OUT) --workers $(WORKERS)
+	$(BIN)/awac-bench plots $(BENCH_OUT)
 
 plots: $(STAMP)
 	$(BIN)/awac-bench plots $(OUT)
