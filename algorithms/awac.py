@@ -43,6 +43,7 @@ from algorithms.networks import (
     TwinQ,
     diag_gaussian_log_prob,
     flatten_parameters,
+    gaussian_action,
     make_adam,
     soft_update,
 )
@@ -168,8 +169,7 @@ class AWAC(Algorithm):
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         mean, log_std = self.actor(self._obs_tensor(obs))
-        a = mean if deterministic else mean + torch.exp(log_std) * torch.randn_like(mean)
-        return a.clamp(-1.0, 1.0).cpu().numpy()
+        return gaussian_action(mean, log_std, deterministic)
 
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,

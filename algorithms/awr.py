@@ -72,7 +72,7 @@ from torch import nn
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config
-from algorithms.networks import diag_gaussian_log_prob, f32, make_sgd, mlp
+from algorithms.networks import diag_gaussian_log_prob, f32, gaussian_action, make_sgd, mlp
 
 _CHUNK = 1 << 16  # rows per forward pass when evaluating V over the whole buffer
 
@@ -416,8 +416,7 @@ class AWR(Algorithm):
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         obs_t = self._obs_tensor(obs).reshape(-1, self.obs_dim)
         mean, log_std = self.actor(self.obs_norm(obs_t))
-        a = mean if deterministic else mean + torch.exp(log_std) * torch.randn_like(mean)
-        return a.clamp(-1.0, 1.0).cpu().numpy()
+        return gaussian_action(mean, log_std, deterministic)
 
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "obs_norm": self.obs_norm,

@@ -17,7 +17,7 @@ import torch
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config
-from algorithms.networks import GaussianPolicy, make_adam
+from algorithms.networks import GaussianPolicy, gaussian_action, make_adam
 
 
 @dataclass
@@ -67,8 +67,7 @@ class BC(Algorithm):
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         mean, log_std = self.actor(self._obs_tensor(obs))
-        a = mean if deterministic else mean + torch.exp(log_std) * torch.randn_like(mean)
-        return a.clamp(-1.0, 1.0).cpu().numpy()
+        return gaussian_action(mean, log_std, deterministic)
 
     def modules(self):
         return {"actor": self.actor, "opt": self.opt}

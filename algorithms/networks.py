@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -224,6 +225,12 @@ def diag_gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.T
     """Sum over the last axis of log N(x; mean, exp(log_std)^2)."""
     z = (x - mean) * torch.exp(-log_std)
     return (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def gaussian_action(mean: torch.Tensor, log_std: torch.Tensor, deterministic: bool) -> np.ndarray:
+    """Acting with a plain diagonal Gaussian policy: its mean, or one sample; clipped to [-1, 1]."""
+    a = mean if deterministic else mean + torch.exp(log_std) * torch.randn_like(mean)
+    return a.clamp(-1.0, 1.0).cpu().numpy()
 
 
 class TwinQ(nn.Module):
