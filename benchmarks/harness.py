@@ -231,7 +231,7 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
         n_update *= spec.utd
         ep = Episode(env.reset(seed=spec.seed)[0])
         env.action_space.seed(spec.seed)
-        env_step, reported, next_eval, last_eval = 0, 0, spec.eval_every, 0
+        env_step, next_eval, last_eval = 0, spec.eval_every, 0
         while env_step < spec.online_steps:
             n = min(n_collect, spec.online_steps - env_step)
             collect(env, algo, buffer, ep, n)
@@ -242,8 +242,7 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
                     metrics = algo.update(buffer.sample(bs))
                     if algo.grad_steps % spec.log_every == 0:
                         writer.train_rows(spec.run_id, algo.grad_steps, "online", metrics)
-            bar.update(env_step - reported)
-            reported = env_step
+            bar.update(n)
             if env_step >= next_eval:  # with a multi-step rhythm, evaluate after the block that crosses it
                 res = do_eval("online", env_step)
                 last_eval = env_step
