@@ -26,10 +26,20 @@ One iteration of the code (``AWRAgent._update``), as driven by this benchmark's 
    (the code calls ``_compute_batch_vals`` / ``_compute_batch_new_vals`` a second time), then
        A = R - V(s),    A_hat = (A - mean_D A) / (std_D A + 1e-5)      (``_calc_adv``; D = whole buffer)
        w = min(exp(A_hat / beta), weight_clip)                         (``_calc_adv_weights``)
+   A is stored per row in the buffer (``buffer.adv``), as the code stores it per path: the critic does
+   not change during the policy steps, so V(s) is not evaluated again per minibatch.
 5. ``actor_steps`` policy steps on uniform minibatches:
        L_pi = -mean_B( w * log pi(a|s) ) + 10 * 0.5 * mean_B sum_j (viol_j)^2
    where pi(.|s) = N(mu(s), action_std^2 I) with a *fixed* std, and viol_j is how far mu_j(s) lies
    outside the action bounds [-1, 1] (``_action_bound_loss``, weight ``_actor_bound_loss_weight``).
+
+Both losses have a closed-form gradient with respect to the network's output, which the float32 eager
+update writes down and backpropagates by hand (``networks.mlp_backward``; for these small networks an
+autograd step is mostly bookkeeping). Over a minibatch of B rows (sigma = action_std, lambda_b = 10):
+       dL_V / dV_n(s_i)    = (V_n(s_i) - R_i / c) / B
+       dL_pi / dmu_ij(s_i) = ( -w_i (a_ij - mu_ij) / sigma^2 + lambda_b sign(mu_ij) viol_ij ) / B
+``value_loss`` and ``policy_loss`` are the same rule through autograd: used under bf16 autocast and
+``--compile``, and by the tests, which check that both give the same gradients.
 
 Both networks see observations normalised by a running mean/std (``util/normalizer.py``, std floored
 at 0.01) that records states until ``normalizer_samples`` have been seen. Both are optimised with
@@ -72,7 +82,17 @@ from torch import nn
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config
-from algorithms.networks import diag_gaussian_log_prob, f32, gaussian_action, make_sgd, mlp
+from algorithms.networks import (
+    LOG_2PI,
+    diag_gaussian_log_prob,
+    f32,
+    gaussian_action,
+    make_sgd,
+    mlp,
+    mlp_backward,
+    mlp_forward_keep,
+    relu_mlp_layers,
+)
 
 _CHUNK = 1 << 16  # rows per forward pass when evaluating V over the whole buffer
 
@@ -284,6 +304,9 @@ class AWR(Algorithm):
         self.actor_opt = make_sgd(self.actor, c.actor_lr, c.actor_momentum)
         self.critic_opt = make_sgd(self.critic, c.critic_lr, c.critic_momentum)
         self.value_scale = 1.0 / (1.0 - c.gamma)  # the code's fixed value normalizer std
+        # the Linear layers, for the hand-written gradients (None: a structure they do not cover)
+        self._critic_layers = relu_mlp_layers(self.critic)
+        self._actor_layers = relu_mlp_layers(self.actor.trunk, self.actor.mean_head)  # forward: the two in turn
 
         self._buffer = None          # the buffer seen by the last prepare_updates
         self._block_pos = 0          # position inside the current block of updates
@@ -350,6 +373,7 @@ class AWR(Algorithm):
         buffer.ret[order] = ret
         if with_advantages:
             adv = ret - values
+            buffer.adv[order] = adv
             self._adv_stats = torch.stack([adv.mean(), adv.std(correction=0)])  # np.mean / np.std (ddof=0)
 
     # -- one gradient step ----------------------------------------------------------------------------
@@ -369,10 +393,22 @@ class AWR(Algorithm):
 
     compilable = ("value_loss", "policy_loss")
 
+    def _by_hand(self, layers) -> bool:
+        """Hand-written gradients: the float32 eager default. Autograd under bf16 autocast or compile."""
+        return layers is not None and not (self.bf16 or self.compiled)
+
     def _value_step(self, batch: Batch) -> dict[str, float]:
-        loss, stats = self.value_loss(batch.obs, batch.ret)
-        self.critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        layers = self._critic_layers
+        if self._by_hand(layers):
+            with torch.no_grad():
+                v_n, inputs = mlp_forward_keep(layers, self.obs_norm(batch.obs))
+                err = v_n.squeeze(-1) - batch.ret / self.value_scale
+                mlp_backward(layers, inputs, (err * (1.0 / err.shape[0])).unsqueeze(-1))  # dL_V/dV_n
+                stats = torch.stack([0.5 * err.square().mean(), v_n.mean() * self.value_scale, batch.ret.mean()])
+        else:
+            loss, stats = self.value_loss(batch.obs, batch.ret)
+            self.critic_opt.zero_grad(set_to_none=True)
+            loss.backward()
         self.critic_opt.step()
         return dict(zip(("critic_loss", "v_mean", "ret_mean"), stats.tolist(), strict=True))
 
@@ -383,33 +419,54 @@ class AWR(Algorithm):
             loss = 0.5 * (ret / self.value_scale - v_n).pow(2).mean()
         return loss, torch.stack([loss.detach(), v_n.detach().mean() * self.value_scale, ret.mean()])
 
+    def _weights(self, adv: torch.Tensor, adv_stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(w, exp(A_hat / beta) before clipping) for the stored advantages of a minibatch."""
+        c = self.cfg
+        z = (adv - adv_stats[0]) / (adv_stats[1] + c.adv_eps) if c.normalize_adv else adv
+        raw_w = torch.exp(z / c.beta)
+        return raw_w.clamp(max=c.weight_clip), raw_w
+
     def _policy_step(self, batch: Batch) -> dict[str, float]:
-        loss, stats = self.policy_loss(batch.obs, batch.act, batch.ret, self._adv_stats)
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        c, layers = self.cfg, self._actor_layers
+        if self._by_hand(layers):
+            with torch.no_grad():
+                weights, raw_w = self._weights(batch.adv, self._adv_stats)
+                mean, inputs = mlp_forward_keep(layers, self.obs_norm(batch.obs))
+                log_std = self.actor.log_std
+                inv_var = torch.exp(-2.0 * log_std)
+                diff = batch.act - mean
+                viol = (mean.abs() - 1.0).clamp(min=0)
+                grad = (c.action_bound_weight * viol * mean.sign() - weights.unsqueeze(-1) * diff * inv_var)
+                mlp_backward(layers, inputs, grad * (1.0 / mean.shape[0]))  # dL_pi/dmu
+                logp = (-0.5 * diff.square() * inv_var - log_std - 0.5 * LOG_2PI).sum(-1)
+                bound = 0.5 * viol.square().sum(-1).mean()
+                loss = -(weights * logp).mean() + c.action_bound_weight * bound
+                stats = self._policy_stats(loss, bound, batch.adv, self._adv_stats, weights, raw_w)
+        else:
+            loss, stats = self.policy_loss(batch.obs, batch.act, batch.adv, self._adv_stats)
+            self.actor_opt.zero_grad(set_to_none=True)
+            loss.backward()
         self.actor_opt.step()
         keys = ("actor_loss", "bound_loss", "adv_mean", "adv_std", "weight_mean", "weight_max",
                 "clipped_fraction")
         return dict(zip(keys, stats.tolist(), strict=True))
 
-    def policy_loss(self, obs, act, ret, adv_stats) -> tuple[torch.Tensor, torch.Tensor]:
-        """L_pi and its metrics; ``adv_stats`` = buffer-wide (mean, std) of the advantages."""
+    def policy_loss(self, obs, act, adv, adv_stats) -> tuple[torch.Tensor, torch.Tensor]:
+        """L_pi and its metrics; ``adv`` = the rows' stored R - V(s), ``adv_stats`` = their buffer-wide
+        (mean, std)."""
         c = self.cfg
         with self.autocast():
-            obs_n = self.obs_norm(obs)
-            with torch.no_grad():
-                adv = ret - f32(self.critic(obs_n).squeeze(-1)) * self.value_scale
-                z = (adv - adv_stats[0]) / (adv_stats[1] + c.adv_eps) if c.normalize_adv else adv
-                raw_w = torch.exp(z / c.beta)
-                weights = raw_w.clamp(max=c.weight_clip)
-            mean, log_std = self.actor(obs_n)
+            weights, raw_w = self._weights(adv, adv_stats)
+            mean, log_std = self.actor(self.obs_norm(obs))
             logp = diag_gaussian_log_prob(act, mean, log_std)
             # bounds are [-1, 1], so the violation below -1 or above 1 is max(|mu| - 1, 0)
             bound = 0.5 * (mean.abs() - 1.0).clamp(min=0).pow(2).sum(-1).mean()
             loss = -(weights * logp).mean() + c.action_bound_weight * bound
-        stats = torch.stack([loss.detach(), bound.detach(), adv.mean(), adv_stats[1], weights.mean(),
-                             weights.max(), (raw_w > c.weight_clip).float().mean()])
-        return loss, stats
+        return loss, self._policy_stats(loss.detach(), bound.detach(), adv, adv_stats, weights, raw_w)
+
+    def _policy_stats(self, loss, bound, adv, adv_stats, weights, raw_w) -> torch.Tensor:
+        return torch.stack([loss, bound, adv.mean(), adv_stats[1], weights.mean(), weights.max(),
+                            (raw_w > self.cfg.weight_clip).float().mean()])
 
     # -- acting and diagnostics ---------------------------------------------------------------------------
     @torch.inference_mode()

@@ -27,7 +27,8 @@ class Batch(NamedTuple):
 
     ``done`` is 1.0 where the transition ended in a true terminal state (never at a time limit).
     ``ret`` holds per-sample regression targets for algorithms that declare ``needs_returns``
-    (AWR's TD(lambda) returns), otherwise it is an empty tensor.
+    (AWR's TD(lambda) returns), otherwise it is an empty tensor; ``adv`` then holds the advantage
+    R - V(s) that the algorithm last wrote into the buffer (AWR: once per block), else it is empty.
     """
 
     obs: torch.Tensor
@@ -36,6 +37,7 @@ class Batch(NamedTuple):
     next_obs: torch.Tensor
     done: torch.Tensor
     ret: torch.Tensor
+    adv: torch.Tensor = torch.empty(0)
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -147,6 +149,7 @@ class Algorithm:
         self.device = torch.device(device)
         self.grad_steps = 0
         self.bf16 = False
+        self.compiled = False  # set_speed_options(compile=True or cuda_graphs=True)
 
     # -- speed options (opt-in) -----------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -164,6 +167,7 @@ class Algorithm:
             warnings.warn("cuda_graphs needs a CUDA device; ignored", RuntimeWarning, stacklevel=2)
             cuda_graphs = False
         if compile or cuda_graphs:
+            self.compiled = True
             mode = "reduce-overhead" if cuda_graphs else None
             for name in self.compilable:
                 fn = getattr(self, name)

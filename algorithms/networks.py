@@ -112,6 +112,9 @@ class _FlatOptimizer:
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One fused update of every parameter that has a gradient. (``torch.optim`` would wrap this in
+        its profiler label and step-hook dispatch, ~15-25 us a step; ``hooked`` below opts out, so
+        ``register_step_pre_hook``/``post_hook`` do not apply to these optimizers.)"""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -125,6 +128,8 @@ class _FlatOptimizer:
                 self._init_state(group, state)
             self._fused_step(group, state, have, first)
         return loss
+
+    step.hooked = True  # read by torch.optim.Optimizer._patch_step_function: leave ``step`` unwrapped
 
 
 class FlatAdam(_FlatOptimizer, torch.optim.Adam):
@@ -214,6 +219,55 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
         t_flat.detach().lerp_(s_flat.detach(), tau)
         return
     torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+# -- backpropagation by hand through a small ReLU MLP ---------------------------------------------------
+# For the small networks of AWR and BC an autograd step is mostly bookkeeping: ~70 dispatched operations
+# and a graph for three matmuls. Where the gradient of a loss with respect to the network's output has
+# a closed form, the update can write it down and backpropagate it with these two functions: the same
+# matmuls autograd runs (bit for bit, see tests/test_networks.py), a third of the operations.
+def relu_mlp_layers(*parts: nn.Module) -> list[nn.Linear] | None:
+    """The Linear layers of the network ``parts[0]`` then ``parts[1]`` ... if each part is an
+    ``nn.Sequential`` or ``nn.Linear`` (whose forward is exactly its children in order) and together
+    they run Linear, ReLU, ..., Linear (``mlp``; AWR's policy trunk then mean head). Else None: a
+    structure the hand-written gradients do not cover (use autograd)."""
+    if not all(type(p) in (nn.Sequential, nn.Linear) for p in parts):
+        return None
+    leaves = [m for p in parts for m in p.modules() if not isinstance(m, nn.Sequential)]
+    expected = [nn.Linear if i % 2 == 0 else nn.ReLU for i in range(len(leaves))]
+    if (len(leaves) % 2 == 0 or any(type(m) is not k for m, k in zip(leaves, expected, strict=True))
+            or any(m.bias is None for m in leaves[0::2])):
+        return None
+    return leaves[0::2]
+
+
+def mlp_forward_keep(layers: list[nn.Linear], x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Output of the MLP and the input of each layer (what its weight gradient needs). Run under no_grad."""
+    inputs = []
+    h = x
+    for i, layer in enumerate(layers):
+        inputs.append(h)
+        h = torch.addmm(layer.bias, h, layer.weight.t())
+        if i < len(layers) - 1:
+            h = h.relu_()
+    return h, inputs
+
+
+def mlp_backward(layers: list[nn.Linear], inputs: list[torch.Tensor], grad_out: torch.Tensor) -> None:
+    """Set each layer's ``.grad`` from g = dL/d(output) (replacing what was there), last layer first:
+
+        dL/dW = g^T h,   dL/db = sum_rows g,   g <- (g W) * [h > 0]
+
+    where h is the layer's input (a ReLU output, so h > 0 exactly where the ReLU passed its input).
+    No gradient flows into the network's input. Run under no_grad.
+    """
+    g = grad_out
+    for i in range(len(layers) - 1, -1, -1):
+        layer = layers[i]
+        layer.weight.grad = torch.mm(g.t(), inputs[i])
+        layer.bias.grad = g.sum(0)
+        if i:
+            g = torch.ops.aten.threshold_backward(torch.mm(g, layer.weight), inputs[i], 0)
 
 
 def f32(x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The one replay buffer: preallocated tensors on the run's device, FIFO, vectorised sampling.
 
-The float fields of a transition (s, a, r, s', d and, for AWR, the return) share one row of a single
+The float fields of a transition (s, a, r, s', d and, for AWR, the return and the advantage) share one row of a single
 [capacity, width] float32 table; ``obs``, ``act``, ... are column views of it. Sampling is then one
 ``index_select`` of whole rows into a preallocated [B, width] tensor (one random memory access per
 transition instead of one per field) and the batch fields are column views of that tensor.
@@ -27,8 +27,8 @@ class ReplayBuffer:
         self.device = torch.device(device)
         self.capacity = int(capacity)
         f32 = dict(dtype=torch.float32, device=self.device)
-        # column layout of a row: obs | act | rew | next_obs | done [| ret]
-        widths = (obs_dim, act_dim, 1, obs_dim, 1) + ((1,) if with_returns else ())
+        # column layout of a row: obs | act | rew | next_obs | done [| ret | adv]
+        widths = (obs_dim, act_dim, 1, obs_dim, 1) + ((1, 1) if with_returns else ())
         starts = [sum(widths[:i]) for i in range(len(widths))]
         # vector fields are column slices ([n, dim] views), scalar fields single columns ([n] views)
         self._cols = [slice(a, a + w) if i in (0, 1, 3) else a
@@ -36,10 +36,12 @@ class ReplayBuffer:
         self._width = sum(widths)
         self._rows = torch.empty((capacity, self._width), **f32)
         if with_returns:
-            self._rows[:, self._cols[5]] = 0.0
+            self._rows[:, self._cols[5]:] = 0.0
         self.obs, self.act, self.rew, self.next_obs, self.done = self._views(self._rows)[:5]
         self.timeout = torch.empty((capacity,), dtype=torch.bool, device=self.device)
+        # with_returns: per-row return and advantage columns, written by the algorithm (AWR's refresh)
         self.ret = self._rows[:, self._cols[5]] if with_returns else None
+        self.adv = self._rows[:, self._cols[6]] if with_returns else None
         self.size = 0   # number of valid rows
         self.ptr = 0    # next row to write
         self.n_offline = 0
@@ -99,7 +101,7 @@ class ReplayBuffer:
         return torch.arange(self.ptr, self.ptr + self.capacity, device=self.device) % self.capacity
 
     def _views(self, rows: torch.Tensor) -> list[torch.Tensor]:
-        """Column views (obs, act, rew, next_obs, done[, ret]) of a [n, width] table."""
+        """Column views (obs, act, rew, next_obs, done[, ret, adv]) of a [n, width] table."""
         return [rows[:, c] for c in self._cols]
 
     def sample(self, batch_size: int) -> Batch:
@@ -114,7 +116,8 @@ class ReplayBuffer:
         if hit is None:
             rows = torch.empty((batch_size, self._width), dtype=torch.float32, device=self.device)
             views = self._views(rows)
-            hit = (rows, Batch(*views[:5], views[5] if self.ret is not None else self._empty))
+            extra = views[5:] if self.ret is not None else (self._empty, self._empty)
+            hit = (rows, Batch(*views[:5], *extra))
             self._out[batch_size] = hit
         torch.index_select(self._rows, 0, idx, out=hit[0])
         return hit[1]

@@ -117,8 +117,8 @@ def count_flops(algo, batch: int, buffer: ReplayBuffer | None = None) -> int:
         c = algo.cfg
         A, V = layers_of(algo.actor), layers_of(algo.critic)
         block = c.critic_steps + c.actor_steps
-        per_block = (c.critic_steps * pass_flops(V, B, train=True)
-                     + c.actor_steps * (pass_flops(V, B) + pass_flops(A, B, train=True)))
+        # policy steps read the advantages R - V(s) stored at the switch: no V pass of their own
+        per_block = c.critic_steps * pass_flops(V, B, train=True) + c.actor_steps * pass_flops(A, B, train=True)
         if buffer is not None and buffer.size:
             # two refreshes per block (prepare_updates and the switch to the policy steps): V over the
             # buffer, and V(s') at the episode ends that bootstrap

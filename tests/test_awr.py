@@ -164,8 +164,9 @@ def test_policy_step_normalises_over_buffer_and_clips():
         alg.actor.mean_head.weight.zero_()
         alg.actor.mean_head.bias.fill_(1.5)
     order = buf.order()
+    torch.testing.assert_close(buf.adv[order], torch.tensor(adv))  # A = R - V stored per row
     batch = Batch(buf.obs[order], buf.act[order], buf.rew[order], buf.next_obs[order], buf.done[order],
-                  buf.ret[order].clone())
+                  buf.ret[order].clone(), buf.adv[order].clone())
     m = alg.update(batch)
     logp = -0.5 * (1.4 / 0.2) ** 2 - math.log(0.2) - 0.5 * math.log(2 * math.pi)
     assert logp == pytest.approx(-23.8095, abs=1e-4)
@@ -202,6 +203,7 @@ def test_block_schedule_and_refresh_at_switch():
             nxt[[3, 4]] = alg.value(buf.next_obs[o][[3, 4]])
             want = td_lambda_returns(buf.rew[o], v, nxt, buf.done[o], buf.timeout[o], G, L)
             torch.testing.assert_close(after[o], want)
+            torch.testing.assert_close(buf.adv[o], want - v)  # the policy steps' advantages: new R - new V
             assert not torch.equal(before, after)
     assert "".join(kinds) == "VVVPPVVVPP"
 

@@ -75,6 +75,7 @@ def batch(seed=0, ret=False, n=B, obs=OBS, act=ACT):
     done = (torch.rand(n, generator=g) < 0.2).float()
     return Batch(torch.randn(n, obs, generator=g), torch.rand(n, act, generator=g) * 1.8 - 0.9,
                  torch.randn(n, generator=g), torch.randn(n, obs, generator=g), done,
+                 torch.randn(n, generator=g) if ret else torch.empty(0),
                  torch.randn(n, generator=g) if ret else torch.empty(0))
 
 
@@ -291,9 +292,14 @@ def test_bear_matches_the_straightforward_update():
 
 
 # -- AWR -----------------------------------------------------------------------------------------------------
-def test_awr_steps_match_the_straightforward_ones():
+@pytest.mark.parametrize("by_hand", [True, False], ids=["hand-written-gradients", "autograd"])
+def test_awr_steps_match_the_straightforward_ones(by_hand):
     torch.manual_seed(0)
     algo = algorithms.make("awr", OBS, ACT, overrides={"actor_hidden": (16, 8), "critic_hidden": (16, 8)})
+    with torch.no_grad():  # push some means outside [-1, 1] so the action-bound term has a gradient
+        algo.actor.mean_head.bias.copy_(torch.tensor([1.2, -1.1, 0.0]))
+    if not by_hand:  # the autograd path (what bf16 autocast and --compile run)
+        algo._critic_layers = algo._actor_layers = None
     c = algo.cfg
     actor, critic = plain(algo.actor), plain(algo.critic)
     a_opt = torch.optim.SGD(actor.parameters(), lr=c.actor_lr, momentum=c.actor_momentum)
@@ -307,25 +313,27 @@ def test_awr_steps_match_the_straightforward_ones():
         loss = 0.5 * (b.ret / algo.value_scale - v_n).pow(2).mean()
         v_opt.zero_grad()
         loss.backward()
-        if step == 0:
-            close(grads(algo.critic), grads(critic))
+        close(grads(algo.critic), grads(critic))
         v_opt.step()
         assert m["critic_loss"] == pytest.approx(loss.item(), rel=1e-5)
+        assert m["v_mean"] == pytest.approx(v_n.mean().item() * algo.value_scale, rel=1e-5, abs=1e-6)
 
         m = algo._policy_step(b)
         obs_n = algo.obs_norm(b.obs)
-        with torch.no_grad():
-            adv = b.ret - critic(obs_n).squeeze(-1) * algo.value_scale
-            w = torch.exp((adv - stats[0]) / (stats[1] + c.adv_eps) / c.beta).clamp(max=c.weight_clip)
+        raw_w = torch.exp((b.adv - stats[0]) / (stats[1] + c.adv_eps) / c.beta)
+        w = raw_w.clamp(max=c.weight_clip)
         mean, log_std = actor(obs_n)
         bound = 0.5 * (mean.abs() - 1.0).clamp(min=0).pow(2).sum(-1).mean()
+        assert bound.item() > 0
         loss = -(w * diag_gaussian_log_prob(b.act, mean, log_std)).mean() + c.action_bound_weight * bound
         a_opt.zero_grad()
         loss.backward()
-        if step == 0:
-            close(grads(algo.actor), grads(actor))
+        close(grads(algo.actor), grads(actor))
         a_opt.step()
         assert m["actor_loss"] == pytest.approx(loss.item(), rel=1e-5)
+        assert m["bound_loss"] == pytest.approx(bound.item(), rel=1e-5)
+        assert m["weight_mean"] == pytest.approx(w.mean().item(), rel=1e-5)
+        assert m["clipped_fraction"] == pytest.approx((raw_w > c.weight_clip).float().mean().item())
     close(params(algo.actor, algo.critic), params(actor, critic))
 
 
