@@ -22,6 +22,10 @@ Targets: Polyak averaging with tau after every step. Adam for both; L2 weight de
 The critic and actor losses are computed from the same forward pass before either step, as in rlkit.
 The two losses share no parameters (y and the weights w carry no gradient), so one backward pass of
 their sum gives each network exactly its own loss's gradient (one autograd traversal instead of two).
+In float32 eager mode (the default) that backward pass is written out by hand instead
+(``_update_by_hand``: dL_Q/dQ_j = 2 (Q_j - y) / B and the weighted likelihood's gradient, see
+``TwinQ.mse_backward`` and ``GaussianPolicy.weighted_nll_backward``); ``losses`` is the same rule
+through autograd, run under bf16 autocast and ``--compile``, and tests check that both agree.
 
 Temperature: the paper (Appendix, hyperparameters) gives lambda = 1.0; the code that produced its
 MuJoCo curves sweeps ``trainer_kwargs.beta: [2]``. The default here is the code's beta = 2 because the
@@ -108,6 +112,7 @@ class AWAC(Algorithm):
         flatten_parameters(self.critic_target)  # Polyak update: one lerp_ over one buffer
         self.actor_opt = make_adam(self.actor, c.actor_lr, c.actor_weight_decay)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
+        self._hand_ok = self.actor._layers is not None and None not in self.critic._layers
 
     def batch_size(self, phase: str) -> int:
         if phase == "offline" and self.cfg.offline_batch_size:
@@ -120,11 +125,14 @@ class AWAC(Algorithm):
         shape, dev = batch.act.shape, batch.act.device
         next_noise = torch.randn(shape, device=dev)
         v_noise = None if c.v_from_mean else torch.randn(shape, device=dev)
-        critic_loss, actor_loss, stats = self.losses(batch.obs, batch.act, batch.rew, batch.next_obs, batch.done,
-                                                     next_noise, v_noise)
-        self.critic_opt.zero_grad(set_to_none=True)
-        self.actor_opt.zero_grad(set_to_none=True)
-        (critic_loss + actor_loss).backward()  # disjoint parameters: each gets its own loss's gradient
+        args = (batch.obs, batch.act, batch.rew, batch.next_obs, batch.done, next_noise, v_noise)
+        if self.hand_gradients() and self._hand_ok:
+            stats = self._update_by_hand(*args)
+        else:
+            critic_loss, actor_loss, stats = self.losses(*args)
+            self.critic_opt.zero_grad(set_to_none=True)
+            self.actor_opt.zero_grad(set_to_none=True)
+            (critic_loss + actor_loss).backward()  # disjoint parameters: each gets its own loss's gradient
         self.critic_opt.step()
         self.actor_opt.step()
         soft_update(self.critic_target, self.critic, c.tau)
@@ -133,31 +141,52 @@ class AWAC(Algorithm):
 
     def losses(self, obs, act, rew, next_obs, done, next_noise, v_noise):
         """(critic loss, actor loss, metrics) of one batch; the noise makes it a pure function."""
-        c = self.cfg
-        if c.ignore_terminals:
-            done = torch.zeros_like(done)
         with self.autocast():
             # Critic target: next action sampled from the current policy, clipped double-Q, no entropy.
-            with torch.no_grad():
-                next_mean, next_log_std = self.actor(next_obs)
-                next_act = next_mean + torch.exp(next_log_std) * next_noise
-                y = rew + c.gamma * (1.0 - done) * self.critic_target.min_q(next_obs, next_act)
+            y = self.critic_target_y(rew, next_obs, done, next_noise)
             q1, q2 = self.critic(obs, act)
             critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
 
             # Actor: advantage-weighted regression onto the batch actions.
             mean, log_std = self.actor(obs)
-            with torch.no_grad():
-                pi_act = mean if v_noise is None else mean + torch.exp(log_std) * v_noise
-                v = self.critic.min_q(obs, pi_act)
-                adv = torch.minimum(q1, q2) - v
-                weights = self.advantage_weights(adv, c.beta, c.adv_clip)
+            adv, weights = self.advantages(obs, q1, q2, mean, log_std, v_noise)
             logp = diag_gaussian_log_prob(act, mean, log_std)
             actor_loss = -(weights * logp).mean()
-        stats = torch.stack([critic_loss.detach(), actor_loss.detach(), q1.detach().mean(),
-                             adv.mean(),  # before the clip
-                             weights.max(), weights.std(), log_std.detach().mean()])
-        return critic_loss, actor_loss, stats
+        return critic_loss, actor_loss, self._stats(critic_loss, actor_loss, q1, adv, weights, log_std)
+
+    @torch.no_grad()
+    def critic_target_y(self, rew, next_obs, done, next_noise) -> torch.Tensor:
+        """y = r + gamma (1 - d) min_j Q'_j(s', a'),  a' = mu(s') + sigma eps'."""
+        c = self.cfg
+        if c.ignore_terminals:
+            done = torch.zeros_like(done)
+        next_mean, next_log_std = self.actor(next_obs)
+        next_act = next_mean + torch.exp(next_log_std) * next_noise
+        return rew + c.gamma * (1.0 - done) * self.critic_target.min_q(next_obs, next_act)
+
+    @torch.no_grad()
+    def advantages(self, obs, q1, q2, mean, log_std, v_noise) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A, w): A = min_j Q_j(s, a) - min_j Q_j(s, a_pi), w = B softmax(clip(A) / beta)."""
+        pi_act = mean if v_noise is None else mean + torch.exp(log_std) * v_noise
+        adv = torch.minimum(q1, q2) - self.critic.min_q(obs, pi_act)
+        return adv, self.advantage_weights(adv, self.cfg.beta, self.cfg.adv_clip)
+
+    def _stats(self, critic_loss, actor_loss, q1, adv, weights, log_std) -> torch.Tensor:
+        return torch.stack([critic_loss.detach(), actor_loss.detach(), q1.detach().mean(),
+                            adv.mean(),  # before the clip
+                            weights.max(), weights.std(), log_std.detach().mean()])
+
+    @torch.no_grad()
+    def _update_by_hand(self, obs, act, rew, next_obs, done, next_noise, v_noise) -> torch.Tensor:
+        """``losses`` and the backward pass of their sum, with the gradients written out (float32 eager)."""
+        y = self.critic_target_y(rew, next_obs, done, next_noise)
+        q1, q2, q_kept = self.critic.forward_keep(obs, act)
+        mean, log_std, pi_kept = self.actor.forward_keep(obs)
+        adv, weights = self.advantages(obs, q1, q2, mean, log_std, v_noise)
+        self.critic.mse_backward(q_kept, q1, q2, y)
+        logp = self.actor.weighted_nll_backward(pi_kept, mean, log_std, act, weights)
+        critic_loss = (q1 - y).square().mean() + (q2 - y).square().mean()
+        return self._stats(critic_loss, -(weights * logp).mean(), q1, adv, weights, log_std)
 
     @staticmethod
     def advantage_weights(adv: torch.Tensor, beta: float, adv_clip: float | None = None) -> torch.Tensor:

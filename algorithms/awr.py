@@ -394,8 +394,7 @@ class AWR(Algorithm):
     compilable = ("value_loss", "policy_loss")
 
     def _by_hand(self, layers) -> bool:
-        """Hand-written gradients: the float32 eager default. Autograd under bf16 autocast or compile."""
-        return layers is not None and not (self.bf16 or self.compiled)
+        return layers is not None and self.hand_gradients()
 
     def _value_step(self, batch: Batch) -> dict[str, float]:
         layers = self._critic_layers

@@ -158,6 +158,11 @@ class Algorithm:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
+    def hand_gradients(self) -> bool:
+        """Whether an update may use its hand-written gradients (``networks.mlp_backward``): the float32
+        eager default. bf16 autocast and ``torch.compile`` run the loss methods through autograd."""
+        return not (self.bf16 or self.compiled)
+
     def set_speed_options(self, bf16: bool = False, compile: bool = False, cuda_graphs: bool = False) -> None:
         """bf16: bfloat16 autocast. compile: torch.compile the loss methods (``compilable``), falling back
         to eager with a warning if that fails. cuda_graphs: compile with mode "reduce-overhead" (CUDA

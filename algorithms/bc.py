@@ -3,7 +3,9 @@
     L = -mean_B log pi(a|s)
 
 The policy is the same Gaussian as AWAC's (rlkit's ``GaussianPolicy``, tanh mean, state-independent
-log-std), trained as rlkit's ``AWACTrainer.run_bc_batch`` does. By default BC does not learn online:
+log-std), trained as rlkit's ``AWACTrainer.run_bc_batch`` does (the float32 eager update writes the gradient
+down by hand, ``GaussianPolicy.weighted_nll_backward``; tests check it against autograd's). By default
+BC does not learn online:
 the paper draws it as a flat line after the switch. ``learn_online=True`` keeps cloning the growing
 buffer (online data included).
 """
@@ -57,9 +59,14 @@ class BC(Algorithm):
             return -self.actor.log_prob(obs, act).mean()
 
     def update(self, batch: Batch) -> dict[str, float]:
-        loss = self.loss(batch.obs, batch.act)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.hand_gradients() and self.actor._layers is not None:  # float32 eager: L's gradient by hand
+            with torch.no_grad():
+                mean, log_std, kept = self.actor.forward_keep(batch.obs)
+                loss = -self.actor.weighted_nll_backward(kept, mean, log_std, batch.act, None).mean()
+        else:
+            loss = self.loss(batch.obs, batch.act)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
         self.opt.step()
         self.grad_steps += 1
         return {"bc_loss": loss.item()}

@@ -299,6 +299,7 @@ class TwinQ(nn.Module):
         self.q1 = mlp(obs_dim + act_dim, hidden, 1)
         self.q2 = mlp(obs_dim + act_dim, hidden, 1)
         self.q_max = q_max
+        self.__dict__["_layers"] = (relu_mlp_layers(self.q1), relu_mlp_layers(self.q2))
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([obs, act], dim=-1)
@@ -311,6 +312,29 @@ class TwinQ(nn.Module):
         q1, q2 = self(obs, act)
         return torch.minimum(q1, q2)
 
+    # -- the regression's gradient by hand (AWAC; see mlp_backward) ------------------------------------
+    def forward_keep(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+        """``forward`` plus what ``mse_backward`` needs. Run under no_grad."""
+        x = torch.cat([obs, act], dim=-1)
+        (q1, kept1), (q2, kept2) = (mlp_forward_keep(layers, x) for layers in self._layers)
+        raw = (q1.squeeze(-1), q2.squeeze(-1))
+        q1, q2 = raw
+        if self.q_max is not None:
+            q1, q2 = q1.clamp(max=self.q_max), q2.clamp(max=self.q_max)
+        return q1, q2, (kept1, kept2, raw)
+
+    def mse_backward(self, kept: tuple, q1: torch.Tensor, q2: torch.Tensor, y: torch.Tensor) -> None:
+        """Set ``.grad`` of every parameter to the gradient of L = sum_j mean_B (Q_j(s, a) - y)^2:
+
+            dL/dQ_j = 2 (Q_j - y) / B,   times [raw Q_j <= q_max] where the output is clamped
+        """
+        scale = 2.0 / y.shape[0]
+        for layers, inputs, q, raw in zip(self._layers, kept[:2], (q1, q2), kept[2], strict=True):
+            g = (q - y) * scale
+            if self.q_max is not None:
+                g = g * (raw <= self.q_max)
+            mlp_backward(layers, inputs, g.unsqueeze(-1))
+
 
 class GaussianPolicy(nn.Module):
     """rlkit's AWAC policy: tanh mean, learned state-independent log-std squashed into [min, max]."""
@@ -321,12 +345,41 @@ class GaussianPolicy(nn.Module):
         self.net = mlp(obs_dim, hidden, act_dim)
         self.log_std_logits = nn.Parameter(torch.zeros(act_dim))
         self.min_log_std, self.max_log_std = min_log_std, max_log_std
+        self.__dict__["_layers"] = relu_mlp_layers(self.net)  # (not a registered submodule list)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (mean, log_std); log_std broadcasts against mean."""
         mean = torch.tanh(f32(self.net(obs)))
         log_std = self.min_log_std + torch.sigmoid(self.log_std_logits) * (self.max_log_std - self.min_log_std)
         return mean, log_std
+
+    # -- the weighted likelihood's gradient by hand (BC, AWAC; see mlp_backward) -------------------------
+    def forward_keep(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``forward`` plus what ``weighted_nll_backward`` needs. Run under no_grad."""
+        u, kept = mlp_forward_keep(self._layers, obs)
+        return torch.tanh(u), self.forward_log_std(), kept
+
+    def forward_log_std(self) -> torch.Tensor:
+        return self.min_log_std + torch.sigmoid(self.log_std_logits) * (self.max_log_std - self.min_log_std)
+
+    def weighted_nll_backward(self, kept: list[torch.Tensor], mean: torch.Tensor, log_std: torch.Tensor,
+                              act: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """Set ``.grad`` of every parameter to the gradient of L = -mean_B(w_i log pi(a_i|s_i)) (w = 1 if
+        None; w carries no gradient) and return log pi(a|s). With z = (a - mu) / sigma, mu = tanh(u):
+
+            dL/du_ij     = -(w_i / B) z_ij / sigma_j * (1 - mu_ij^2)
+            dL/dlogit_j  = -(1 / B) sum_i w_i (z_ij^2 - 1) * s_j (1 - s_j) (max - min),  s = sigmoid(logit)
+        """
+        B = act.shape[0]
+        inv_std = torch.exp(-log_std)
+        z = (act - mean) * inv_std
+        wz = z if weights is None else weights.unsqueeze(-1) * z
+        mlp_backward(self._layers, kept, (wz * inv_std) * (mean.square() - 1.0) * (1.0 / B))
+        z2 = z.square()
+        wz2m1 = (z2 - 1.0) if weights is None else weights.unsqueeze(-1) * (z2 - 1.0)
+        s = torch.sigmoid(self.log_std_logits)
+        self.log_std_logits.grad = wz2m1.sum(0) * (s * (s - 1.0) * ((self.max_log_std - self.min_log_std) / B))
+        return (-0.5 * z2 - log_std - 0.5 * LOG_2PI).sum(-1)
 
     def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         mean, log_std = self(obs)
