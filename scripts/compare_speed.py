@@ -156,44 +156,65 @@ def build_d3rlpy(spec):
 
 
 def build_corl(spec):
-    """CORL's algorithms/finetune/awac.py (or offline/awac.py) from a local checkout, imported by path."""
+    """CORL's algorithms/finetune/awac.py (or offline/awac.py) from a local checkout, imported by path.
+
+    Built the way CORL's ``train()`` builds it, with the defaults of CORL's own ``TrainConfig``: ``set_seed``
+    (finetune: ``torch.use_deterministic_algorithms(True)``), ``Actor``/``Critic`` of ``hidden_dim`` (3 x 256),
+    one Adam per network at ``learning_rate`` (3e-4), ``AdvantageWeightedActorCritic(gamma, tau, awac_lambda)``
+    (0.99, 5e-3, 1.0; ``exp_adv_max`` its default 100), its ``ReplayBuffer`` loaded with ``load_d4rl_dataset``
+    after CORL's state normalization. A step is the body of CORL's loop: ``replay_buffer.sample(batch_size)``,
+    ``[b.to(device) for b in batch]``, ``awac.update(batch)``. Not measured (CORL's loop also does them):
+    tqdm's ``trange``, the per-step ``update_result`` bookkeeping and ``wandb.log``, ``eval_actor`` every
+    ``eval_frequency`` (1000) steps, and in finetune's online phase one env step + ``add_transition`` per step
+    (what is measured is its offline phase). Differences: ``device`` is "cpu" here (CORL's default is "cuda"),
+    the buffer holds the ``ROWS`` synthetic transitions instead of ``buffer_size`` (20M) rows (``sample`` only
+    draws from the loaded rows, so a step costs the same)."""
     import importlib.util
-    import inspect
     import types
 
     import numpy as np
     import torch
 
-    for missing in ("d4rl", "wandb", "pyrallis", "gym"):  # imported at module top, unused here
+    for missing in ("d4rl", "wandb", "pyrallis", "gym"):  # imported at module top, unused by what is measured
         try:
             __import__(missing)
         except ImportError:
-            sys.modules[missing] = types.ModuleType(missing)
-            if missing == "pyrallis":
-                sys.modules[missing].wrap = lambda *a, **k: (lambda f: f)
+            stub = sys.modules[missing] = types.ModuleType(missing)
+            if missing == "pyrallis":  # ``@pyrallis.wrap()`` on train()
+                stub.wrap = lambda *a, **k: (lambda f: f)
+            if missing == "gym":  # ``gym.Env`` in annotations evaluated at import
+                stub.Env = type("Env", (), {})
     mod_spec = importlib.util.spec_from_file_location("corl_awac", spec["corl"])
     corl = importlib.util.module_from_spec(mod_spec)
+    sys.modules["corl_awac"] = corl
     mod_spec.loader.exec_module(corl)
-    hidden = spec["overrides"]["actor_hidden"][0]
+    cfg = corl.TrainConfig()  # CORL's defaults (what pyrallis gives without arguments)
+    device = "cpu"
 
-    def make(cls, **kw):
-        names = inspect.signature(cls).parameters
-        return cls(**{k: v for k, v in kw.items() if k in names})
-
-    actor = make(corl.Actor, state_dim=OBS, action_dim=ACT, hidden_dim=hidden)
-    critics = [make(corl.Critic, state_dim=OBS, action_dim=ACT, hidden_dim=hidden) for _ in range(2)]
-    opt = lambda m: torch.optim.Adam(m.parameters(), lr=3e-4)  # noqa: E731
-    awac = make(corl.AdvantageWeightedActorCritic, actor=actor, actor_optimizer=opt(actor),
-                critic_1=critics[0], critic_1_optimizer=opt(critics[0]),
-                critic_2=critics[1], critic_2_optimizer=opt(critics[1]))
-    buf = make(corl.ReplayBuffer, state_dim=OBS, action_dim=ACT, buffer_size=ROWS, device="cpu")
+    corl.set_seed(cfg.seed, None, deterministic_torch=cfg.deterministic_torch)
     obs, act, rew, next_obs, term, _ = synthetic()
-    buf.load_d4rl_dataset({"observations": obs, "actions": act, "rewards": rew, "next_observations": next_obs,
-                           "terminals": term.astype(np.float32)})
-    batch = spec["batch"]
+    mean, std = corl.compute_mean_std(obs, eps=1e-3)
+    data = {"observations": corl.normalize_states(obs, mean, std), "actions": act, "rewards": rew,
+            "next_observations": corl.normalize_states(next_obs, mean, std), "terminals": term.astype(np.float32)}
+    buf = corl.ReplayBuffer(OBS, ACT, ROWS, device)
+    buf.load_d4rl_dataset(data)
+
+    kw = {"state_dim": OBS, "action_dim": ACT, "hidden_dim": cfg.hidden_dim}
+    actor = corl.Actor(**kw).to(device)
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate)
+    critic_1, critic_2 = corl.Critic(**kw).to(device), corl.Critic(**kw).to(device)
+    critic_1_optimizer = torch.optim.Adam(critic_1.parameters(), lr=cfg.learning_rate)
+    critic_2_optimizer = torch.optim.Adam(critic_2.parameters(), lr=cfg.learning_rate)
+    awac = corl.AdvantageWeightedActorCritic(
+        actor=actor, actor_optimizer=actor_optimizer, critic_1=critic_1, critic_1_optimizer=critic_1_optimizer,
+        critic_2=critic_2, critic_2_optimizer=critic_2_optimizer, gamma=cfg.gamma, tau=cfg.tau,
+        awac_lambda=cfg.awac_lambda)
+    batch_size = spec["batch"]  # CORL's default cfg.batch_size is 256, the batch of this case
 
     def step():
-        awac.update(buf.sample(batch))
+        batch = buf.sample(batch_size)
+        batch = [b.to(device) for b in batch]
+        awac.update(batch)
 
     for _ in range(3):
         step()
