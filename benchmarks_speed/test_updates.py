@@ -22,7 +22,8 @@ def test_training_step(benchmark, name, batch, halfcheetah_buffer, awr_buffer):
     rounds = 1 if name == "awr" else 20
     iterations = algo.online_rhythm()[1] if name == "awr" else 5  # AWR: whole blocks (value + policy steps)
     benchmark.pedantic(step, rounds=rounds if name != "awr" else 3, iterations=iterations, warmup_rounds=1)
-    benchmark.extra_info["achieved_gflops"] = flops / benchmark.stats.stats.median / 1e9
+    if benchmark.stats is not None:  # None under --benchmark-disable (a run-once smoke check)
+        benchmark.extra_info["achieved_gflops"] = flops / benchmark.stats.stats.median / 1e9
 
 
 @pytest.mark.parametrize("batch", [256, 1024])
