@@ -228,10 +228,10 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 # matmuls autograd runs (bit for bit, see tests/test_networks.py), a third of the operations.
 def relu_mlp_layers(*parts: nn.Module) -> list[nn.Linear] | None:
     """The Linear layers of the network ``parts[0]`` then ``parts[1]`` ... if each part is an
-    ``nn.Sequential`` or ``nn.Linear`` (whose forward is exactly its children in order) and together
+    ``nn.Sequential``, ``nn.Linear`` or ``nn.ReLU`` (whose forward is exactly its children in order) and together
     they run Linear, ReLU, ..., Linear (``mlp``; AWR's policy trunk then mean head). Else None: a
     structure the hand-written gradients do not cover (use autograd)."""
-    if not all(type(p) in (nn.Sequential, nn.Linear) for p in parts):
+    if not all(type(p) in (nn.Sequential, nn.Linear, nn.ReLU) for p in parts):
         return None
     leaves = [m for p in parts for m in p.modules() if not isinstance(m, nn.Sequential)]
     expected = [nn.Linear if i % 2 == 0 else nn.ReLU for i in range(len(leaves))]
@@ -268,6 +268,17 @@ def mlp_backward(layers: list[nn.Linear], inputs: list[torch.Tensor], grad_out: 
         layer.bias.grad = g.sum(0)
         if i:
             g = torch.ops.aten.threshold_backward(torch.mm(g, layer.weight), inputs[i], 0)
+
+
+def mlp_input_backward(layers: list[nn.Linear], inputs: list[torch.Tensor], grad_out: torch.Tensor) -> torch.Tensor:
+    """dL/d(input) of the MLP for g = dL/d(output), touching no ``.grad`` (a frozen network, e.g. the
+    critic under SAC's actor loss): g <- (g W) * [h > 0] down the layers, then g W_1. Run under no_grad."""
+    g = grad_out
+    for i in range(len(layers) - 1, -1, -1):
+        g = torch.mm(g, layers[i].weight)
+        if i:
+            g = torch.ops.aten.threshold_backward(g, inputs[i], 0)
+    return g
 
 
 def f32(x: torch.Tensor) -> torch.Tensor:
@@ -334,6 +345,18 @@ class TwinQ(nn.Module):
             if self.q_max is not None:
                 g = g * (raw <= self.q_max)
             mlp_backward(layers, inputs, g.unsqueeze(-1))
+
+    def min_q_action_grad(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(min_j Q_j(s, a), d min_j Q_j(s, a) / da) with no parameter gradients. Run under no_grad.
+        As autograd's ``minimum``: the gradient goes to the smaller Q, half to each on a tie."""
+        q1, q2, (kept1, kept2, raw) = self.forward_keep(obs, act)
+        g1 = (q1 < q2).to(q1.dtype) + 0.5 * (q1 == q2).to(q1.dtype)
+        grads = (g1, 1.0 - g1)
+        if self.q_max is not None:
+            grads = tuple(g * (r <= self.q_max) for g, r in zip(grads, raw, strict=True))
+        dx = (mlp_input_backward(self._layers[0], kept1, grads[0].unsqueeze(-1))
+              + mlp_input_backward(self._layers[1], kept2, grads[1].unsqueeze(-1)))
+        return torch.minimum(q1, q2), dx[:, obs.shape[-1]:]
 
 
 class GaussianPolicy(nn.Module):
@@ -402,6 +425,7 @@ class TanhGaussianPolicy(nn.Module):
         # in place only on a Linear's output (never on the caller's observations)
         self.trunk_act = nn.ReLU(inplace=len(hidden) > 1) if hidden else nn.Identity()
         self.head = nn.Linear(last, 2 * act_dim)
+        self.__dict__["_layers"] = relu_mlp_layers(self.net, self.trunk_act, self.head)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = f32(self.head(self.trunk_act(self.net(obs)))).chunk(2, dim=-1)
@@ -429,3 +453,29 @@ class TanhGaussianPolicy(nn.Module):
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         mean, _ = self(obs)
         return torch.tanh(mean)
+
+    # -- the reparameterised loss's gradient by hand (SAC; see mlp_backward) ------------------------------
+    def rsample_keep(self, obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+        """``rsample`` plus what ``rsample_backward`` needs. Run under no_grad."""
+        out, kept = mlp_forward_keep(self._layers, obs)
+        mean, raw_log_std = out.chunk(2, dim=-1)
+        log_std = raw_log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+        std = torch.exp(log_std)
+        u = mean + std * noise
+        logp = diag_gaussian_log_prob(u, mean, log_std) - self._squash_correction(u)
+        inside = (raw_log_std >= self.LOG_STD_MIN) & (raw_log_std <= self.LOG_STD_MAX)  # the clamp's gradient
+        return torch.tanh(u), logp, (kept, std, noise, inside)
+
+    def rsample_backward(self, kept: tuple, a: torch.Tensor, dL_da: torch.Tensor, dL_dlogp: torch.Tensor) -> None:
+        """Set ``.grad`` of every parameter for a loss L(a, log pi(a|s)) of the reparameterised sample, given
+        dL/da (per element) and dL/dlogp (per row). With a = tanh(u), u = mu + sigma eps and
+        log pi = sum_j [-eps_j^2 / 2 - log sigma_j - log(2 pi) / 2 - log(1 - tanh(u_j)^2)]:
+
+            dL/du_j        = dL/da_j (1 - a_j^2) + dL/dlogp * 2 a_j
+            dL/dmu_j       = dL/du_j
+            dL/dlog_std_j  = dL/du_j sigma_j eps_j - dL/dlogp     (zero where the clamp is active)
+        """
+        inputs, std, noise, inside = kept
+        g_u = dL_da * (1.0 - a.square()) + dL_dlogp.unsqueeze(-1) * (2.0 * a)
+        g_log_std = (g_u * std * noise - dL_dlogp.unsqueeze(-1)) * inside
+        mlp_backward(self._layers, inputs, torch.cat([g_u, g_log_std], dim=-1))

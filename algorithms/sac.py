@@ -17,6 +17,13 @@ BC warm start (first ``bc_init_steps`` steps only): L_pi = -mean log pi(a|s) on 
 The critic is stepped first and the actor then uses the updated critic (CleanRL's order). The actor and
 temperature losses share no parameters (alpha enters the actor loss detached, log pi the alpha loss
 detached), so one backward pass of their sum gives each exactly its own gradient.
+
+In float32 eager mode (the default) the SAC steps write their gradients down by hand (``_update_by_hand``):
+dL_Q/dQ_j = 2 (Q_j - y) / B; for the actor, dL_pi/da~ = -dmin_j Q_j/da~ / B (backpropagated through the
+frozen critic, ``TwinQ.min_q_action_grad``) and dL_pi/dlog pi = alpha / B, taken through the
+reparameterisation by ``TanhGaussianPolicy.rsample_backward``; dL_alpha/dlog_alpha = -mean(log pi + H).
+``critic_loss`` and ``actor_loss`` are the same rule through autograd (bf16, ``--compile``, the BC warm
+start); tests check that both paths agree.
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ class SAC(Algorithm):
         self.actor_opt = make_adam(self.actor, c.actor_lr)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
         self.alpha_opt = make_adam([self.log_alpha], c.alpha_lr)
+        self._hand_ok = self.actor._layers is not None and None not in self.critic._layers
 
     compilable = ("critic_loss", "actor_loss", "bc_loss")
     METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
@@ -86,6 +94,8 @@ class SAC(Algorithm):
         alpha = self.log_alpha.detach().exp()
 
         next_noise = torch.randn(batch.act.shape, device=batch.act.device)  # a' ~ pi(.|s')
+        if self.hand_gradients() and self._hand_ok:
+            return self._update_by_hand(batch, alpha, next_noise)
         critic_loss, q_mean = self.critic_loss(batch.obs, batch.act, batch.rew, batch.next_obs, batch.done,
                                                alpha, next_noise)
         self.critic_opt.zero_grad(set_to_none=True)
@@ -108,14 +118,42 @@ class SAC(Algorithm):
         stats = torch.stack([critic_loss.detach(), actor_loss.detach(), alpha[0], -logp.detach().mean(), q_mean])
         return dict(zip(self.METRICS, stats.tolist(), strict=True))
 
+    @torch.no_grad()
+    def _update_by_hand(self, batch: Batch, alpha: torch.Tensor, next_noise: torch.Tensor) -> dict[str, float]:
+        """The steps of ``update`` with the gradients written out (see the module docstring)."""
+        c, obs = self.cfg, batch.obs
+        y = self.soft_target_y(batch.rew, batch.next_obs, batch.done, alpha, next_noise)
+        q1, q2, kept = self.critic.forward_keep(obs, batch.act)
+        self.critic.mse_backward(kept, q1, q2, y)
+        self.critic_opt.step()
+        critic_loss = (q1 - y).square().mean() + (q2 - y).square().mean()
+
+        pi_noise = torch.randn(batch.act.shape, device=batch.act.device)  # a~ ~ pi(.|s), reparameterised
+        pi_act, logp, pi_kept = self.actor.rsample_keep(obs, pi_noise)
+        q_pi, dq_da = self.critic.min_q_action_grad(obs, pi_act)  # the critic just stepped
+        inv_b = 1.0 / obs.shape[0]
+        self.actor.rsample_backward(pi_kept, pi_act, dq_da * -inv_b, (alpha * inv_b).expand_as(logp))
+        self.log_alpha.grad = -(logp + self.target_entropy).mean().reshape(1)
+        self.actor_opt.step()
+        self.alpha_opt.step()
+
+        soft_update(self.critic_target, self.critic, c.tau)
+        self.grad_steps += 1
+        actor_loss = (alpha * logp - q_pi).mean()
+        stats = torch.stack([critic_loss, actor_loss, alpha[0], -logp.mean(), q1.mean()])
+        return dict(zip(self.METRICS, stats.tolist(), strict=True))
+
+    @torch.no_grad()
+    def soft_target_y(self, rew, next_obs, done, alpha, next_noise) -> torch.Tensor:
+        """y = r + gamma (1 - d) [min_j Q'_j(s', a') - alpha log pi(a'|s')],  a' ~ pi(.|s')."""
+        next_act, next_logp = self.actor.rsample(next_obs, next_noise)
+        next_v = self.critic_target.min_q(next_obs, next_act) - alpha * next_logp
+        return rew + self.cfg.gamma * (1.0 - done) * next_v
+
     def critic_loss(self, obs, act, rew, next_obs, done, alpha, next_noise):
         """Soft clipped double-Q loss and mean Q(s, a); the noise makes it a pure function."""
-        c = self.cfg
         with self.autocast():
-            with torch.no_grad():
-                next_act, next_logp = self.actor.rsample(next_obs, next_noise)
-                next_v = self.critic_target.min_q(next_obs, next_act) - alpha * next_logp
-                y = rew + c.gamma * (1.0 - done) * next_v
+            y = self.soft_target_y(rew, next_obs, done, alpha, next_noise)
             q1, q2 = self.critic(obs, act)
             loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
         return loss, q1.detach().mean()

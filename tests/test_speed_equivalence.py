@@ -166,10 +166,15 @@ def sac_reference(r, c, b, target_entropy):
     return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item()}, g
 
 
-def test_sac_matches_the_straightforward_update():
+@pytest.mark.parametrize("by_hand", [True, False], ids=["hand-written-gradients", "autograd"])
+def test_sac_matches_the_straightforward_update(by_hand):
     torch.manual_seed(0)
     algo = algorithms.make("sacfd", OBS, ACT, overrides={"actor_hidden": (16, 16), "critic_hidden": (16, 16),
                                                          "bc_init_steps": 1})
+    with torch.no_grad():  # the first log-std starts above its clamp at 2: its gradient must be zero
+        algo.actor.head.bias[ACT] = 3.0
+    if not by_hand:  # the autograd path (what bf16 autocast and --compile run)
+        algo._hand_ok = False
     c = algo.cfg
     r = Ref()
     r.actor, r.critic, r.critic_target = plain(algo.actor), plain(algo.critic), plain(algo.critic_target)
@@ -191,8 +196,8 @@ def test_sac_matches_the_straightforward_update():
         m_ref, g_ref = sac_reference(r, c, b, algo.target_entropy)
         for k in m_ref:
             assert m[k] == pytest.approx(m_ref[k], rel=1e-5, abs=1e-6), k
-        if step == 1:
-            close(grads(algo.critic, algo.actor) + [algo.log_alpha.grad], g_ref)
+        close(grads(algo.critic, algo.actor) + [algo.log_alpha.grad], g_ref)
+    assert algo.actor.head.bias[ACT] > 2.0  # the clamp stayed active (its gradient was zero throughout)
     close(params(algo.actor, algo.critic, algo.critic_target), params(r.actor, r.critic, r.critic_target))
     torch.testing.assert_close(algo.log_alpha.detach(), r.log_alpha.detach(), **TOL)
 
