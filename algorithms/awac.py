@@ -23,7 +23,7 @@ The critic and actor losses are computed from the same forward pass before eithe
 The two losses share no parameters (y and the weights w carry no gradient), so one backward pass of
 their sum gives each network exactly its own loss's gradient (one autograd traversal instead of two).
 In float32 eager mode (the default) that backward pass is written out by hand instead
-(``_update_by_hand``: dL_Q/dQ_j = 2 (Q_j - y) / B and the weighted likelihood's gradient, see
+(``_update_manual``: dL_Q/dQ_j = 2 (Q_j - y) / B and the weighted likelihood's gradient, see
 ``TwinQ.mse_backward`` and ``GaussianPolicy.weighted_nll_backward``); ``losses`` is the same rule
 through autograd, run under bf16 autocast and ``--compile``, and tests check that both agree.
 
@@ -112,7 +112,7 @@ class AWAC(Algorithm):
         flatten_parameters(self.critic_target)  # Polyak update: one lerp_ over one buffer
         self.actor_opt = make_adam(self.actor, c.actor_lr, c.actor_weight_decay)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
-        self._hand_ok = self.actor._layers is not None and None not in self.critic._layers
+        self._manual_ok = self.actor._layers is not None and None not in self.critic._layers  # MLPs covered
 
     def batch_size(self, phase: str) -> int:
         if phase == "offline" and self.cfg.offline_batch_size:
@@ -126,8 +126,8 @@ class AWAC(Algorithm):
         next_noise = torch.randn(shape, device=dev)
         v_noise = None if c.v_from_mean else torch.randn(shape, device=dev)
         args = (batch.obs, batch.act, batch.rew, batch.next_obs, batch.done, next_noise, v_noise)
-        if self.hand_gradients() and self._hand_ok:
-            stats = self._update_by_hand(*args)
+        if self.manual_gradients() and self._manual_ok:
+            stats = self._update_manual(*args)
         else:
             critic_loss, actor_loss, stats = self.losses(*args)
             self.critic_opt.zero_grad(set_to_none=True)
@@ -177,7 +177,7 @@ class AWAC(Algorithm):
                             weights.max(), weights.std(), log_std.detach().mean()])
 
     @torch.no_grad()
-    def _update_by_hand(self, obs, act, rew, next_obs, done, next_noise, v_noise) -> torch.Tensor:
+    def _update_manual(self, obs, act, rew, next_obs, done, next_noise, v_noise) -> torch.Tensor:
         """``losses`` and the backward pass of their sum, with the gradients written out (float32 eager)."""
         y = self.critic_target_y(rew, next_obs, done, next_noise)
         q1, q2, q_kept = self.critic.forward_keep(obs, act)

@@ -379,26 +379,26 @@ class AWR(Algorithm):
     # -- one gradient step ----------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
         c = self.cfg
+        if self._buffer is None:  # no returns, advantages or their statistics yet
+            raise RuntimeError("AWR.prepare_updates(buffer) must run before update()")
         pos = self._block_pos % (c.critic_steps + c.actor_steps)
         self._block_pos += 1
         self.grad_steps += 1
         if pos < c.critic_steps:
             metrics = self._value_step(batch)
             if pos == c.critic_steps - 1:  # last value step: returns and advantages with the new critic
-                if self._buffer is None:
-                    raise RuntimeError("AWR.prepare_updates(buffer) must run before update()")
                 self._refresh(self._buffer, with_advantages=True)
             return metrics
         return self._policy_step(batch)
 
     compilable = ("value_loss", "policy_loss")
 
-    def _by_hand(self, layers) -> bool:
-        return layers is not None and self.hand_gradients()
+    def _manual(self, layers) -> bool:
+        return layers is not None and self.manual_gradients()
 
     def _value_step(self, batch: Batch) -> dict[str, float]:
         layers = self._critic_layers
-        if self._by_hand(layers):
+        if self._manual(layers):
             with torch.no_grad():
                 v_n, inputs = mlp_forward_keep(layers, self.obs_norm(batch.obs))
                 err = v_n.squeeze(-1) - batch.ret / self.value_scale
@@ -427,7 +427,7 @@ class AWR(Algorithm):
 
     def _policy_step(self, batch: Batch) -> dict[str, float]:
         c, layers = self.cfg, self._actor_layers
-        if self._by_hand(layers):
+        if self._manual(layers):
             with torch.no_grad():
                 weights, raw_w = self._weights(batch.adv, self._adv_stats)
                 mean, inputs = mlp_forward_keep(layers, self.obs_norm(batch.obs))

@@ -150,6 +150,11 @@ class Algorithm:
         self.grad_steps = 0
         self.bf16 = False
         self.compiled = False  # set_speed_options(compile=True or cuda_graphs=True)
+        # Hand-written gradients (``networks.mlp_backward``) in float32 eager mode. Set False to run every
+        # update through autograd, e.g. to debug with hooks or anomaly detection: the hand-written path reads
+        # the networks' Linear layers directly, so it ignores module hooks and parameters frozen after
+        # construction.
+        self.allow_manual_gradients = True
 
     # -- speed options (opt-in) -----------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -158,10 +163,15 @@ class Algorithm:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def hand_gradients(self) -> bool:
+    def manual_gradients(self) -> bool:
         """Whether an update may use its hand-written gradients (``networks.mlp_backward``): the float32
-        eager default. bf16 autocast and ``torch.compile`` run the loss methods through autograd."""
-        return not (self.bf16 or self.compiled)
+        eager default. bf16 autocast and ``torch.compile`` run the loss methods through autograd (unless
+        every compiled method fell back to eager, when the hand-written path is the faster eager one)."""
+        if not self.allow_manual_gradients or self.bf16:
+            return False
+        if self.compiled:
+            return all(getattr(getattr(self, n), "failed", False) for n in self.compilable)
+        return True
 
     def set_speed_options(self, bf16: bool = False, compile: bool = False, cuda_graphs: bool = False) -> None:
         """bf16: bfloat16 autocast. compile: torch.compile the loss methods (``compilable``), falling back

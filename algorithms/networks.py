@@ -114,7 +114,8 @@ class _FlatOptimizer:
     def step(self, closure=None):
         """One fused update of every parameter that has a gradient. (``torch.optim`` would wrap this in
         its profiler label and step-hook dispatch, ~15-25 us a step; ``hooked`` below opts out, so
-        ``register_step_pre_hook``/``post_hook`` do not apply to these optimizers.)"""
+        step hooks, per-optimizer (``register_step_pre_hook``/``post_hook``) or global
+        (``torch.optim.optimizer.register_optimizer_step_*_hook``), do not fire for these optimizers.)"""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -222,10 +223,12 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 # -- backpropagation by hand through a small ReLU MLP ---------------------------------------------------
-# For the small networks of AWR and BC an autograd step is mostly bookkeeping: ~70 dispatched operations
-# and a graph for three matmuls. Where the gradient of a loss with respect to the network's output has
-# a closed form, the update can write it down and backpropagate it with these two functions: the same
-# matmuls autograd runs (bit for bit, see tests/test_networks.py), a third of the operations.
+# For small networks an autograd step is mostly bookkeeping (AWR's value step: ~70 dispatched operations
+# and a graph for three matmuls). Where the gradient of a loss with respect to a network's output has a
+# closed form (AWAC, SAC, BC, AWR), the update writes it down and backpropagates it with the functions
+# below: the matmuls autograd runs (bit for bit for a given output gradient, tests/test_networks.py),
+# a third of the operations. The networks keep their Linear layers in ``_layers`` (set in ``__init__``, in
+# ``__dict__`` so it is not a second registration of the same modules).
 def relu_mlp_layers(*parts: nn.Module) -> list[nn.Linear] | None:
     """The Linear layers of the network ``parts[0]`` then ``parts[1]`` ... if each part is an
     ``nn.Sequential``, ``nn.Linear`` or ``nn.ReLU`` (whose forward is exactly its children in order) and together
@@ -372,9 +375,7 @@ class GaussianPolicy(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (mean, log_std); log_std broadcasts against mean."""
-        mean = torch.tanh(f32(self.net(obs)))
-        log_std = self.min_log_std + torch.sigmoid(self.log_std_logits) * (self.max_log_std - self.min_log_std)
-        return mean, log_std
+        return torch.tanh(f32(self.net(obs))), self.forward_log_std()
 
     # -- the weighted likelihood's gradient by hand (BC, AWAC; see mlp_backward) -------------------------
     def forward_keep(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -420,10 +421,9 @@ class TanhGaussianPolicy(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int]):
         super().__init__()
-        self.net = mlp(obs_dim, hidden[:-1], hidden[-1]) if len(hidden) > 1 else nn.Identity()
+        self.net = mlp(obs_dim, hidden[:-1], hidden[-1]) if hidden else nn.Identity()
         last = hidden[-1] if hidden else obs_dim
-        # in place only on a Linear's output (never on the caller's observations)
-        self.trunk_act = nn.ReLU(inplace=len(hidden) > 1) if hidden else nn.Identity()
+        self.trunk_act = nn.ReLU(inplace=True) if hidden else nn.Identity()  # acts on a Linear's output
         self.head = nn.Linear(last, 2 * act_dim)
         self.__dict__["_layers"] = relu_mlp_layers(self.net, self.trunk_act, self.head)
 
@@ -462,7 +462,8 @@ class TanhGaussianPolicy(nn.Module):
         log_std = raw_log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
         std = torch.exp(log_std)
         u = mean + std * noise
-        logp = diag_gaussian_log_prob(u, mean, log_std) - self._squash_correction(u)
+        # log N(u; mu, sigma) with (u - mu) / sigma = noise exactly (no float32 cancellation at small sigma)
+        logp = (-0.5 * noise.square() - log_std - 0.5 * LOG_2PI).sum(-1) - self._squash_correction(u)
         inside = (raw_log_std >= self.LOG_STD_MIN) & (raw_log_std <= self.LOG_STD_MAX)  # the clamp's gradient
         return torch.tanh(u), logp, (kept, std, noise, inside)
 

@@ -18,12 +18,14 @@ The critic is stepped first and the actor then uses the updated critic (CleanRL'
 temperature losses share no parameters (alpha enters the actor loss detached, log pi the alpha loss
 detached), so one backward pass of their sum gives each exactly its own gradient.
 
-In float32 eager mode (the default) the SAC steps write their gradients down by hand (``_update_by_hand``):
+In float32 eager mode (the default) the SAC steps write their gradients down by hand (``_update_manual``):
 dL_Q/dQ_j = 2 (Q_j - y) / B; for the actor, dL_pi/da~ = -dmin_j Q_j/da~ / B (backpropagated through the
 frozen critic, ``TwinQ.min_q_action_grad``) and dL_pi/dlog pi = alpha / B, taken through the
 reparameterisation by ``TanhGaussianPolicy.rsample_backward``; dL_alpha/dlog_alpha = -mean(log pi + H).
-``critic_loss`` and ``actor_loss`` are the same rule through autograd (bf16, ``--compile``, the BC warm
-start); tests check that both paths agree.
+``critic_loss`` and ``actor_loss`` are the same rule through autograd (bf16, ``--compile``); the BC warm
+start always runs ``bc_loss`` through autograd. Tests check that both paths agree. (Where the policy is
+nearly deterministic, log sigma < -7 or so, the closed form is the more accurate of the two: autograd
+forms (u - mu) / sigma and cancels terms of size 1 / sigma in float32.)
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class SAC(Algorithm):
         self.actor_opt = make_adam(self.actor, c.actor_lr)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
         self.alpha_opt = make_adam([self.log_alpha], c.alpha_lr)
-        self._hand_ok = self.actor._layers is not None and None not in self.critic._layers
+        self._manual_ok = self.actor._layers is not None and None not in self.critic._layers  # MLPs covered
 
     compilable = ("critic_loss", "actor_loss", "bc_loss")
     METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
@@ -94,8 +96,8 @@ class SAC(Algorithm):
         alpha = self.log_alpha.detach().exp()
 
         next_noise = torch.randn(batch.act.shape, device=batch.act.device)  # a' ~ pi(.|s')
-        if self.hand_gradients() and self._hand_ok:
-            return self._update_by_hand(batch, alpha, next_noise)
+        if self.manual_gradients() and self._manual_ok:
+            return self._update_manual(batch, alpha, next_noise)
         critic_loss, q_mean = self.critic_loss(batch.obs, batch.act, batch.rew, batch.next_obs, batch.done,
                                                alpha, next_noise)
         self.critic_opt.zero_grad(set_to_none=True)
@@ -119,7 +121,7 @@ class SAC(Algorithm):
         return dict(zip(self.METRICS, stats.tolist(), strict=True))
 
     @torch.no_grad()
-    def _update_by_hand(self, batch: Batch, alpha: torch.Tensor, next_noise: torch.Tensor) -> dict[str, float]:
+    def _update_manual(self, batch: Batch, alpha: torch.Tensor, next_noise: torch.Tensor) -> dict[str, float]:
         """The steps of ``update`` with the gradients written out (see the module docstring)."""
         c, obs = self.cfg, batch.obs
         y = self.soft_target_y(batch.rew, batch.next_obs, batch.done, alpha, next_noise)
@@ -132,7 +134,8 @@ class SAC(Algorithm):
         pi_act, logp, pi_kept = self.actor.rsample_keep(obs, pi_noise)
         q_pi, dq_da = self.critic.min_q_action_grad(obs, pi_act)  # the critic just stepped
         inv_b = 1.0 / obs.shape[0]
-        self.actor.rsample_backward(pi_kept, pi_act, dq_da * -inv_b, (alpha * inv_b).expand_as(logp))
+        # L_pi = mean_B[alpha log pi - min_j Q_j]: dL/da~ = -dQ/da~ / B, dL/dlog pi = alpha / B
+        self.actor.rsample_backward(pi_kept, pi_act, -dq_da * inv_b, (alpha * inv_b).expand_as(logp))
         self.log_alpha.grad = -(logp + self.target_entropy).mean().reshape(1)
         self.actor_opt.step()
         self.alpha_opt.step()

@@ -287,3 +287,9 @@ def test_value_loss_decreases_on_synthetic_data():
     loss1, ll1 = value_loss(), data_loglik()
     assert loss1 < 0.5 * loss0, (loss0, loss1)
     assert ll1 > ll0, (ll0, ll1)
+
+
+def test_update_before_prepare_updates_is_an_error():
+    alg = algorithms.make("awr", 1, 1, overrides={"critic_steps": 0, "actor_steps": 2})
+    with pytest.raises(RuntimeError, match="prepare_updates"):
+        alg.update(_hand_buffer().sample(2))

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+import algorithms
+from algorithms import networks
 from algorithms.awr import FixedStdGaussianPolicy
-from algorithms.networks import GaussianPolicy, mlp, mlp_backward, mlp_forward_keep, relu_mlp_layers
+from algorithms.networks import (
+    GaussianPolicy,
+    TanhGaussianPolicy,
+    mlp,
+    mlp_backward,
+    mlp_forward_keep,
+    relu_mlp_layers,
+)
 
 
 def test_hand_backprop_gives_autograds_gradients_bit_for_bit():
@@ -53,3 +64,39 @@ def test_structures_the_hand_gradients_do_not_cover_are_refused():
     assert relu_mlp_layers(nn.Linear(3, 4, bias=False)) is None
     assert relu_mlp_layers(GaussianPolicy(3, 2, (8,))) is None  # a forward of its own (tanh mean, std)
     assert relu_mlp_layers(pi) is None
+
+
+def test_tanh_gaussian_policy_with_one_hidden_layer():
+    pi = TanhGaussianPolicy(5, 2, (16,))
+    mean, log_std = pi(torch.randn(3, 5))
+    assert mean.shape == log_std.shape == (3, 2)
+    assert relu_mlp_layers(pi.net, pi.trunk_act, pi.head) == [pi.net[0], pi.head]
+    sac = algorithms.make("sacfd", 5, 2, overrides={"actor_hidden": (16,), "critic_hidden": (16,)})
+    assert sac._manual_ok
+
+
+def test_sac_reparameterised_gradient_is_exact_where_float32_autograd_is_not(monkeypatch):
+    """At log sigma = -12 the closed form keeps float32 precision (autograd's (u - mu) / sigma does not):
+    compare the gradient at the policy head's output with float64 autograd on the same rule."""
+    torch.manual_seed(0)
+    pi = TanhGaussianPolicy(3, 2, (8, 8))
+    with torch.no_grad():
+        pi.head.bias[2:] = -12.0  # log sigma ~ -12 (inside the clamp)
+    obs, noise = torch.randn(16, 3), torch.randn(16, 2)
+    dl_da, dl_dlogp = torch.randn(16, 2), torch.full((16,), 0.3)
+    captured = {}
+    monkeypatch.setattr(networks, "mlp_backward", lambda layers, inputs, g: captured.update(g=g))
+    with torch.no_grad():
+        a, logp, kept = pi.rsample_keep(obs, noise)
+        pi.rsample_backward(kept, a, dl_da, dl_dlogp)
+        out = mlp_forward_keep(pi._layers, obs)[0]
+    out64 = out.double().requires_grad_(True)
+    mean, raw = out64.chunk(2, dim=-1)
+    log_std = raw.clamp(-20.0, 2.0)
+    u = mean + torch.exp(log_std) * noise.double()
+    z = (u - mean) * torch.exp(-log_std)
+    logp64 = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1) - (
+        2.0 * (math.log(2.0) - u - torch.nn.functional.softplus(-2.0 * u))).sum(-1)
+    ((dl_da.double() * torch.tanh(u)).sum() + (dl_dlogp.double() * logp64).sum()).backward()
+    torch.testing.assert_close(captured["g"].double(), out64.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logp.double(), logp64.detach(), rtol=1e-5, atol=1e-4)
