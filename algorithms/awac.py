@@ -112,7 +112,6 @@ class AWAC(Algorithm):
         flatten_parameters(self.critic_target)  # Polyak update: one lerp_ over one buffer
         self.actor_opt = make_adam(self.actor, c.actor_lr, c.actor_weight_decay)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
-        self._manual_ok = self.actor._layers is not None and None not in self.critic._layers  # MLPs covered
 
     def batch_size(self, phase: str) -> int:
         if phase == "offline" and self.cfg.offline_batch_size:
@@ -126,7 +125,7 @@ class AWAC(Algorithm):
         next_noise = torch.randn(shape, device=dev)
         v_noise = None if c.v_from_mean else torch.randn(shape, device=dev)
         args = (batch.obs, batch.act, batch.rew, batch.next_obs, batch.done, next_noise, v_noise)
-        if self.manual_gradients() and self._manual_ok:
+        if self.manual_gradients(self.actor._layers, *self.critic._layers):
             stats = self._update_manual(*args)
         else:
             critic_loss, actor_loss, stats = self.losses(*args)
@@ -183,9 +182,8 @@ class AWAC(Algorithm):
         q1, q2, q_kept = self.critic.forward_keep(obs, act)
         mean, log_std, pi_kept = self.actor.forward_keep(obs)
         adv, weights = self.advantages(obs, q1, q2, mean, log_std, v_noise)
-        self.critic.mse_backward(q_kept, q1, q2, y)
+        critic_loss = self.critic.mse_backward(q_kept, q1, q2, y)
         logp = self.actor.weighted_nll_backward(pi_kept, mean, log_std, act, weights)
-        critic_loss = (q1 - y).square().mean() + (q2 - y).square().mean()
         return self._stats(critic_loss, -(weights * logp).mean(), q1, adv, weights, log_std)
 
     @staticmethod

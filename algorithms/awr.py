@@ -393,12 +393,9 @@ class AWR(Algorithm):
 
     compilable = ("value_loss", "policy_loss")
 
-    def _manual(self, layers) -> bool:
-        return layers is not None and self.manual_gradients()
-
     def _value_step(self, batch: Batch) -> dict[str, float]:
         layers = self._critic_layers
-        if self._manual(layers):
+        if self.manual_gradients(layers):
             with torch.no_grad():
                 v_n, inputs = mlp_forward_keep(layers, self.obs_norm(batch.obs))
                 err = v_n.squeeze(-1) - batch.ret / self.value_scale
@@ -427,7 +424,7 @@ class AWR(Algorithm):
 
     def _policy_step(self, batch: Batch) -> dict[str, float]:
         c, layers = self.cfg, self._actor_layers
-        if self._manual(layers):
+        if self.manual_gradients(layers):
             with torch.no_grad():
                 weights, raw_w = self._weights(batch.adv, self._adv_stats)
                 mean, inputs = mlp_forward_keep(layers, self.obs_norm(batch.obs))

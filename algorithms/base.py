@@ -163,11 +163,12 @@ class Algorithm:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def manual_gradients(self) -> bool:
-        """Whether an update may use its hand-written gradients (``networks.mlp_backward``): the float32
-        eager default. bf16 autocast and ``torch.compile`` run the loss methods through autograd (unless
-        every compiled method fell back to eager, when the hand-written path is the faster eager one)."""
-        if not self.allow_manual_gradients or self.bf16:
+    def manual_gradients(self, *layers: list | None) -> bool:
+        """Whether an update may use its hand-written gradients (``networks.mlp_backward``) through the
+        networks whose ``relu_mlp_layers`` are given (None: a structure they do not cover). That is the
+        float32 eager default. bf16 autocast and ``torch.compile`` run the loss methods through autograd
+        (unless every compiled method fell back to eager, when the hand-written path is the faster eager one)."""
+        if not self.allow_manual_gradients or self.bf16 or any(ls is None for ls in layers):
             return False
         if self.compiled:
             return all(getattr(getattr(self, n), "failed", False) for n in self.compilable)

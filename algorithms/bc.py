@@ -59,7 +59,7 @@ class BC(Algorithm):
             return -self.actor.log_prob(obs, act).mean()
 
     def update(self, batch: Batch) -> dict[str, float]:
-        if self.manual_gradients() and self.actor._layers is not None:  # float32 eager: L's gradient by hand
+        if self.manual_gradients(self.actor._layers):  # float32 eager: L's gradient by hand
             with torch.no_grad():
                 mean, log_std, kept = self.actor.forward_keep(batch.obs)
                 loss = -self.actor.weighted_nll_backward(kept, mean, log_std, batch.act, None).mean()

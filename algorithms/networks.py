@@ -337,17 +337,21 @@ class TwinQ(nn.Module):
             q1, q2 = q1.clamp(max=self.q_max), q2.clamp(max=self.q_max)
         return q1, q2, (kept1, kept2, raw)
 
-    def mse_backward(self, kept: tuple, q1: torch.Tensor, q2: torch.Tensor, y: torch.Tensor) -> None:
-        """Set ``.grad`` of every parameter to the gradient of L = sum_j mean_B (Q_j(s, a) - y)^2:
+    def mse_backward(self, kept: tuple, q1: torch.Tensor, q2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Set ``.grad`` of every parameter to the gradient of L = sum_j mean_B (Q_j(s, a) - y)^2 and return L:
 
             dL/dQ_j = 2 (Q_j - y) / B,   times [raw Q_j <= q_max] where the output is clamped
         """
         scale = 2.0 / y.shape[0]
+        loss = y.new_zeros(())
         for layers, inputs, q, raw in zip(self._layers, kept[:2], (q1, q2), kept[2], strict=True):
-            g = (q - y) * scale
+            err = q - y
+            loss = loss + err.square().mean()
+            g = err * scale
             if self.q_max is not None:
                 g = g * (raw <= self.q_max)
             mlp_backward(layers, inputs, g.unsqueeze(-1))
+        return loss
 
     def min_q_action_grad(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(min_j Q_j(s, a), d min_j Q_j(s, a) / da) with no parameter gradients. Run under no_grad.
@@ -441,9 +445,16 @@ class TanhGaussianPolicy(nn.Module):
 
         ``noise`` is the standard normal draw (drawn here if None; passing it keeps the caller pure)."""
         mean, log_std = self(obs)
-        u = mean + torch.exp(log_std) * (torch.randn_like(mean) if noise is None else noise)
-        logp = diag_gaussian_log_prob(u, mean, log_std) - self._squash_correction(u)
-        return torch.tanh(u), logp
+        a, logp, _ = self._squashed_sample(mean, log_std, torch.randn_like(mean) if noise is None else noise)
+        return a, logp
+
+    def _squashed_sample(self, mean, log_std, noise) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(a, log pi(a|s), sigma) for u = mu + sigma eps, a = tanh(u). The Gaussian term uses
+        (u - mu) / sigma = eps itself: exact, where forming it would cancel terms of size 1 / sigma."""
+        std = torch.exp(log_std)
+        u = mean + std * noise
+        logp = (-0.5 * noise.square() - log_std - 0.5 * LOG_2PI).sum(-1) - self._squash_correction(u)
+        return torch.tanh(u), logp, std
 
     def log_prob(self, obs: torch.Tensor, act: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
         mean, log_std = self(obs)
@@ -459,13 +470,9 @@ class TanhGaussianPolicy(nn.Module):
         """``rsample`` plus what ``rsample_backward`` needs. Run under no_grad."""
         out, kept = mlp_forward_keep(self._layers, obs)
         mean, raw_log_std = out.chunk(2, dim=-1)
-        log_std = raw_log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
-        std = torch.exp(log_std)
-        u = mean + std * noise
-        # log N(u; mu, sigma) with (u - mu) / sigma = noise exactly (no float32 cancellation at small sigma)
-        logp = (-0.5 * noise.square() - log_std - 0.5 * LOG_2PI).sum(-1) - self._squash_correction(u)
+        a, logp, std = self._squashed_sample(mean, raw_log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX), noise)
         inside = (raw_log_std >= self.LOG_STD_MIN) & (raw_log_std <= self.LOG_STD_MAX)  # the clamp's gradient
-        return torch.tanh(u), logp, (kept, std, noise, inside)
+        return a, logp, (kept, std, noise, inside)
 
     def rsample_backward(self, kept: tuple, a: torch.Tensor, dL_da: torch.Tensor, dL_dlogp: torch.Tensor) -> None:
         """Set ``.grad`` of every parameter for a loss L(a, log pi(a|s)) of the reparameterised sample, given

@@ -23,9 +23,9 @@ dL_Q/dQ_j = 2 (Q_j - y) / B; for the actor, dL_pi/da~ = -dmin_j Q_j/da~ / B (bac
 frozen critic, ``TwinQ.min_q_action_grad``) and dL_pi/dlog pi = alpha / B, taken through the
 reparameterisation by ``TanhGaussianPolicy.rsample_backward``; dL_alpha/dlog_alpha = -mean(log pi + H).
 ``critic_loss`` and ``actor_loss`` are the same rule through autograd (bf16, ``--compile``); the BC warm
-start always runs ``bc_loss`` through autograd. Tests check that both paths agree. (Where the policy is
-nearly deterministic, log sigma < -7 or so, the closed form is the more accurate of the two: autograd
-forms (u - mu) / sigma and cancels terms of size 1 / sigma in float32.)
+start always runs ``bc_loss`` through autograd. Tests check that both paths agree. Both take the Gaussian
+term of log pi from eps itself rather than from (u - mu) / sigma, which would cancel terms of size 1 / sigma
+in float32 once the policy is nearly deterministic (``TanhGaussianPolicy._squashed_sample``).
 """
 
 from __future__ import annotations
@@ -84,7 +84,6 @@ class SAC(Algorithm):
         self.actor_opt = make_adam(self.actor, c.actor_lr)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
         self.alpha_opt = make_adam([self.log_alpha], c.alpha_lr)
-        self._manual_ok = self.actor._layers is not None and None not in self.critic._layers  # MLPs covered
 
     compilable = ("critic_loss", "actor_loss", "bc_loss")
     METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
@@ -96,7 +95,7 @@ class SAC(Algorithm):
         alpha = self.log_alpha.detach().exp()
 
         next_noise = torch.randn(batch.act.shape, device=batch.act.device)  # a' ~ pi(.|s')
-        if self.manual_gradients() and self._manual_ok:
+        if self.manual_gradients(self.actor._layers, *self.critic._layers):
             return self._update_manual(batch, alpha, next_noise)
         critic_loss, q_mean = self.critic_loss(batch.obs, batch.act, batch.rew, batch.next_obs, batch.done,
                                                alpha, next_noise)
@@ -126,9 +125,8 @@ class SAC(Algorithm):
         c, obs = self.cfg, batch.obs
         y = self.soft_target_y(batch.rew, batch.next_obs, batch.done, alpha, next_noise)
         q1, q2, kept = self.critic.forward_keep(obs, batch.act)
-        self.critic.mse_backward(kept, q1, q2, y)
+        critic_loss = self.critic.mse_backward(kept, q1, q2, y)
         self.critic_opt.step()
-        critic_loss = (q1 - y).square().mean() + (q2 - y).square().mean()
 
         pi_noise = torch.randn(batch.act.shape, device=batch.act.device)  # a~ ~ pi(.|s), reparameterised
         pi_act, logp, pi_kept = self.actor.rsample_keep(obs, pi_noise)

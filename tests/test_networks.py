@@ -72,12 +72,12 @@ def test_tanh_gaussian_policy_with_one_hidden_layer():
     assert mean.shape == log_std.shape == (3, 2)
     assert relu_mlp_layers(pi.net, pi.trunk_act, pi.head) == [pi.net[0], pi.head]
     sac = algorithms.make("sacfd", 5, 2, overrides={"actor_hidden": (16,), "critic_hidden": (16,)})
-    assert sac._manual_ok
+    assert sac.manual_gradients(sac.actor._layers, *sac.critic._layers)
 
 
-def test_sac_reparameterised_gradient_is_exact_where_float32_autograd_is_not(monkeypatch):
-    """At log sigma = -12 the closed form keeps float32 precision (autograd's (u - mu) / sigma does not):
-    compare the gradient at the policy head's output with float64 autograd on the same rule."""
+def test_sac_reparameterised_gradient_keeps_float32_precision_at_small_sigma(monkeypatch):
+    """At log sigma = -12 forming (u - mu) / sigma in float32 would cancel terms of size 1 / sigma; the closed
+    form does not: compare the gradient at the policy head's output with float64 autograd on the same rule."""
     torch.manual_seed(0)
     pi = TanhGaussianPolicy(3, 2, (8, 8))
     with torch.no_grad():
