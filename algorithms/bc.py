@@ -45,7 +45,8 @@ class BC(Algorithm):
     def __init__(self, obs_dim: int, act_dim: int, config: BCConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)
         c = config
-        self.actor = GaussianPolicy(obs_dim, act_dim, c.actor_hidden, c.min_log_std, c.max_log_std).to(self.device)
+        self.actor = GaussianPolicy(obs_dim, act_dim, c.actor_hidden, c.min_log_std, c.max_log_std,
+                                    rlkit_init=True).to(self.device)
         self.opt = make_adam(self.actor, c.lr, c.weight_decay)
 
     @property

@@ -284,6 +284,33 @@ def mlp_input_backward(layers: list[nn.Linear], inputs: list[torch.Tensor], grad
     return g
 
 
+# -- rlkit's initialisation (the AWAC paper's code base: AWAC, SAC(fD), BC) ----------------------------
+# rlkit/torch/networks/mlp.py ``Mlp``: hidden weights ``ptu.fanin_init``, hidden biases ``b_init_value=0.``,
+# last layer weight U(-init_w, init_w) and bias 0; rlkit/torch/sac/policies/gaussian_policy.py: policies use
+# init_w=1e-3 and the log-std head of ``TanhGaussianPolicy`` draws its bias from U(-init_w, init_w) too;
+# Q-functions (``ConcatMlp``) keep Mlp's init_w=3e-3. ``fanin_init`` reads ``size[0]`` of the weight, which
+# for ``nn.Linear``'s (out, in) layout is the layer's output width: U(-1/sqrt(out), 1/sqrt(out)), kept as is.
+RLKIT_Q_INIT_W = 3e-3
+RLKIT_POLICY_INIT_W = 1e-3
+
+
+@torch.no_grad()
+def rlkit_init_(layers: Sequence[nn.Linear], init_w: float, uniform_bias_rows: slice | None = None) -> None:
+    """Initialise a Linear, ReLU, ..., Linear stack as rlkit's ``Mlp`` does (see the comment above).
+
+    ``uniform_bias_rows``: rows of the last layer whose bias is drawn from U(-init_w, init_w) instead of 0
+    (rlkit's separate log-std head, here fused into one output layer)."""
+    for layer in layers[:-1]:
+        bound = 1.0 / math.sqrt(layer.weight.shape[0])
+        layer.weight.uniform_(-bound, bound)
+        layer.bias.zero_()
+    last = layers[-1]
+    last.weight.uniform_(-init_w, init_w)
+    last.bias.zero_()
+    if uniform_bias_rows is not None:
+        last.bias[uniform_bias_rows].uniform_(-init_w, init_w)
+
+
 def f32(x: torch.Tensor) -> torch.Tensor:
     """``x`` in float32: networks return float32 even under bfloat16 autocast (no op dispatched otherwise)."""
     return x if x.dtype == torch.float32 else x.float()
@@ -308,12 +335,16 @@ class TwinQ(nn.Module):
     where every return is <= 0).
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], q_max: float | None = None):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], q_max: float | None = None,
+                 rlkit_init: bool = False):
         super().__init__()
         self.q1 = mlp(obs_dim + act_dim, hidden, 1)
         self.q2 = mlp(obs_dim + act_dim, hidden, 1)
         self.q_max = q_max
         self.__dict__["_layers"] = (relu_mlp_layers(self.q1), relu_mlp_layers(self.q2))
+        if rlkit_init:
+            for layers in self._layers:
+                rlkit_init_(layers, RLKIT_Q_INIT_W)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([obs, act], dim=-1)
@@ -370,12 +401,14 @@ class GaussianPolicy(nn.Module):
     """rlkit's AWAC policy: tanh mean, learned state-independent log-std squashed into [min, max]."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int],
-                 min_log_std: float = -6.0, max_log_std: float = 0.0):
+                 min_log_std: float = -6.0, max_log_std: float = 0.0, rlkit_init: bool = False):
         super().__init__()
         self.net = mlp(obs_dim, hidden, act_dim)
-        self.log_std_logits = nn.Parameter(torch.zeros(act_dim))
+        self.log_std_logits = nn.Parameter(torch.zeros(act_dim))  # rlkit: ptu.zeros(action_dim)
         self.min_log_std, self.max_log_std = min_log_std, max_log_std
         self.__dict__["_layers"] = relu_mlp_layers(self.net)  # (not a registered submodule list)
+        if rlkit_init:
+            rlkit_init_(self._layers, RLKIT_POLICY_INIT_W)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (mean, log_std); log_std broadcasts against mean."""
@@ -423,13 +456,16 @@ class TanhGaussianPolicy(nn.Module):
 
     LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int]):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], rlkit_init: bool = False):
         super().__init__()
         self.net = mlp(obs_dim, hidden[:-1], hidden[-1]) if hidden else nn.Identity()
         last = hidden[-1] if hidden else obs_dim
         self.trunk_act = nn.ReLU(inplace=True) if hidden else nn.Identity()  # acts on a Linear's output
-        self.head = nn.Linear(last, 2 * act_dim)
+        self.head = nn.Linear(last, 2 * act_dim)  # rows: mean | log-std (rlkit's last_fc | last_fc_log_std)
         self.__dict__["_layers"] = relu_mlp_layers(self.net, self.trunk_act, self.head)
+        if rlkit_init:
+            layers = self._layers or [self.head]
+            rlkit_init_(layers, RLKIT_POLICY_INIT_W, uniform_bias_rows=slice(act_dim, 2 * act_dim))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = f32(self.head(self.trunk_act(self.net(obs)))).chunk(2, dim=-1)

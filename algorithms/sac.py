@@ -73,8 +73,8 @@ class SAC(Algorithm):
     def __init__(self, obs_dim: int, act_dim: int, config: SACConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)
         c = config
-        self.actor = TanhGaussianPolicy(obs_dim, act_dim, c.actor_hidden).to(self.device)
-        self.critic = TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device)
+        self.actor = TanhGaussianPolicy(obs_dim, act_dim, c.actor_hidden, rlkit_init=True).to(self.device)
+        self.critic = TwinQ(obs_dim, act_dim, c.critic_hidden, rlkit_init=True).to(self.device)
         self.critic_target = TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
