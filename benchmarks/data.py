@@ -18,6 +18,10 @@ import numpy as np
 from algorithms.base import UserError
 
 REQUIRED = ("observations", "actions", "rewards", "terminals")
+# actions at most this fraction of the bound range outside the env's bounds are clipped (float32 rounding of
+# data recorded at the bound); farther out they are an error (``rescale_actions``)
+ACTION_TOL = 1e-5
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass
@@ -31,6 +35,8 @@ class Dataset:
     done: np.ndarray
     timeout: np.ndarray
     source: str = ""
+    # the env's original action bounds when the actions were mapped to [-1, 1] (``rescale_actions``), else None
+    action_scale: dict | None = None
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -96,18 +102,22 @@ def load_dataset(path: str, obs_dim: int | None = None, act_dim: int | None = No
 
 
 def load_minari(path: str, obs_dim: int | None = None, act_dim: int | None = None) -> Dataset:
-    """Read a Minari dataset (HDF5 storage) without the ``minari`` package.
+    """Read a Minari dataset: its HDF5 storage without the ``minari`` package, its arrow / parquet storage
+    (``data_format`` in ``data/metadata.json``) through ``minari.MinariDataset`` when minari is installed.
 
     Minari stores one group per episode, ``episode_<i>``, with ``observations`` (n + 1 rows: the last is
-    the final next observation), ``actions``, ``rewards``, ``terminations`` and ``truncations`` (n rows).
-    Only flat Box observations are supported.
+    the final next observation), ``actions``, ``rewards``, ``terminations`` and ``truncations`` (n rows)
+    (Farama-Foundation/Minari:minari/dataset/_storages/hdf5_storage.py). Only flat Box observations are
+    supported.
     """
     import h5py
 
     file = os.path.join(path, "data", "main_data.hdf5") if os.path.isdir(path) else path
     if not os.path.isfile(file):
-        hint = " (Minari's arrow storage is not supported; use its HDF5 storage)" if os.path.isdir(path) else ""
-        raise UserError(f"Minari dataset file not found: {file}{hint}")
+        fmt = _minari_format(path) if os.path.isdir(path) else None
+        if fmt in ("arrow", "parquet"):
+            return _load_minari_package(path, fmt, obs_dim, act_dim)
+        raise UserError(f"Minari dataset file not found: {file}")
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "rew", "next_obs", "done", "timeout")}
     with h5py.File(file, "r") as f:
         episodes = sorted((k for k in f if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
@@ -120,24 +130,67 @@ def load_minari(path: str, obs_dim: int | None = None, act_dim: int | None = Non
                 raise UserError(f"Minari dataset {file}: {name} is missing key(s): {', '.join(missing)}")
             if not isinstance(ep["observations"], h5py.Dataset):
                 raise UserError(f"Minari dataset {file}: only flat (Box) observations are supported")
-            o = np.asarray(ep["observations"], dtype=np.float32)
-            n = len(ep["actions"])
-            if len(o) != n + 1:
-                raise UserError(f"Minari dataset {file}: {name} has {len(o)} observations for {n} actions "
-                                f"(expected {n + 1})")
-            term = np.asarray(ep["terminations"], dtype=bool).reshape(n)
-            trunc = np.asarray(ep["truncations"], dtype=bool).reshape(n)
-            trunc[-1] |= not term[-1]  # an episode cut without a flag still ends there
-            cols["obs"].append(o[:-1])
-            cols["next_obs"].append(o[1:])
-            cols["act"].append(np.asarray(ep["actions"], dtype=np.float32).reshape(n, -1))
-            cols["rew"].append(np.asarray(ep["rewards"], dtype=np.float32).reshape(n))
-            cols["done"].append(term.astype(np.float32))
-            cols["timeout"].append(trunc & ~term)
+            _add_minari_episode(cols, file, name, ep["observations"], ep["actions"], ep["rewards"],
+                                ep["terminations"], ep["truncations"])
+    return _minari_columns(cols, file, obs_dim, act_dim)
+
+
+def _add_minari_episode(cols: dict[str, list[np.ndarray]], source: str, name: str, obs, actions, rewards,
+                        terminations, truncations) -> None:
+    """Append one Minari episode (n + 1 observations, n of the rest) as n transitions to ``cols``."""
+    o = np.asarray(obs, dtype=np.float32)
+    n = len(actions)
+    if len(o) != n + 1:
+        raise UserError(f"Minari dataset {source}: {name} has {len(o)} observations for {n} actions "
+                        f"(expected {n + 1})")
+    term = np.asarray(terminations, dtype=bool).reshape(n)
+    trunc = np.asarray(truncations, dtype=bool).reshape(n)
+    trunc[-1] |= not term[-1]  # an episode cut without a flag still ends there
+    cols["obs"].append(o[:-1].reshape(n, -1))
+    cols["next_obs"].append(o[1:].reshape(n, -1))
+    cols["act"].append(np.asarray(actions, dtype=np.float32).reshape(n, -1))
+    cols["rew"].append(np.asarray(rewards, dtype=np.float32).reshape(n))
+    cols["done"].append(term.astype(np.float32))
+    cols["timeout"].append(trunc & ~term)
+
+
+def _minari_columns(cols: dict[str, list[np.ndarray]], source: str, obs_dim: int | None,
+                    act_dim: int | None) -> Dataset:
     raw = {"observations": np.concatenate(cols["obs"]), "actions": np.concatenate(cols["act"]),
            "rewards": np.concatenate(cols["rew"]), "terminals": np.concatenate(cols["done"]).astype(bool),
            "timeouts": np.concatenate(cols["timeout"]), "next_observations": np.concatenate(cols["next_obs"])}
-    return from_arrays(raw, file, obs_dim, act_dim)
+    return from_arrays(raw, source, obs_dim, act_dim)
+
+
+def _minari_format(folder: str) -> str | None:
+    """``data_format`` of a Minari dataset folder (minari/dataset/minari_storage.py writes it), or None."""
+    import json
+
+    meta = os.path.join(folder, "data", "metadata.json")
+    try:
+        with open(meta) as f:
+            return json.load(f).get("data_format")
+    except (OSError, ValueError):
+        return None
+
+
+def _load_minari_package(folder: str, fmt: str, obs_dim: int | None, act_dim: int | None) -> Dataset:
+    """A Minari dataset in arrow / parquet storage, read episode by episode with ``minari.MinariDataset``."""
+    data = os.path.join(folder, "data")
+    try:
+        import minari
+    except ImportError:
+        raise UserError(f"Minari dataset {folder} uses minari's {fmt} storage: reading it needs the minari "
+                        "package (pip install minari==0.5.4), or re-save it with data_format='hdf5'") from None
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "rew", "next_obs", "done", "timeout")}
+    for i, ep in enumerate(minari.MinariDataset(data).iterate_episodes()):
+        if not isinstance(ep.observations, np.ndarray):
+            raise UserError(f"Minari dataset {folder}: only flat (Box) observations are supported")
+        _add_minari_episode(cols, data, f"episode {i}", ep.observations, ep.actions, ep.rewards,
+                            ep.terminations, ep.truncations)
+    if not cols["obs"]:
+        raise UserError(f"Minari dataset {folder} has no episodes")
+    return _minari_columns(cols, data, obs_dim, act_dim)
 
 
 def load_d4rl_hdf5(path: str, obs_dim: int | None = None, act_dim: int | None = None) -> Dataset:
@@ -201,16 +254,56 @@ def from_arrays(raw: dict[str, np.ndarray], source: str, obs_dim: int | None = N
     return Dataset(obs[idx], act[idx], rew[idx], nxt, term[idx].astype(np.float32), timeout, source)
 
 
-def write_d4rl_hdf5(path: str, ds: Dataset, attrs: dict[str, str] | None = None) -> None:
-    """Write a dataset in the D4RL layout (with ``next_observations``), gzip-compressed, atomically."""
+def write_d4rl_hdf5(path: str, ds: Dataset, attrs: dict[str, str] | None = None,
+                    extra: dict[str, np.ndarray] | None = None) -> None:
+    """Write a dataset in the D4RL layout (with ``next_observations``), gzip-compressed, atomically.
+    ``extra``: more per-row arrays (e.g. ``episode_ids``), ignored by D4RL-layout readers."""
     import h5py
 
-    tmp = f"{path}.tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"  # per process: two writers never share a temporary file
     with h5py.File(tmp, "w") as f:
         for k, v in (("observations", ds.obs), ("actions", ds.act), ("rewards", ds.rew),
                      ("next_observations", ds.next_obs), ("terminals", ds.done.astype(bool)),
-                     ("timeouts", ds.timeout.astype(bool))):
+                     ("timeouts", ds.timeout.astype(bool)), *(extra or {}).items()):
             f.create_dataset(k, data=v, compression="gzip", compression_opts=4, shuffle=True)
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
     os.replace(tmp, path)
+
+
+def rescale_actions(ds: Dataset, low: np.ndarray, high: np.ndarray, tol: float = ACTION_TOL) -> Dataset:
+    """Map actions recorded in the env's units to [-1, 1] as gymnasium's ``RescaleAction(env, -1, 1)`` maps the
+    policy's back: ``a_norm = 2 (a - low) / (high - low) - 1`` per dimension (the inverse of
+    gymnasium/wrappers/transform_action.py ``RescaleAction``: ``low + (high - low) * (a_norm + 1) / 2``).
+
+    An action more than ``tol * (high - low)`` outside [low, high] is a ``UserError``; within that it is
+    clipped. Sets ``ds.action_scale`` to the bounds (recorded in the run's config.json).
+    """
+    low = np.asarray(low, np.float64).reshape(-1)
+    high = np.asarray(high, np.float64).reshape(-1)
+    if not (np.isfinite(low).all() and np.isfinite(high).all()) or (high <= low).any():
+        raise UserError(f"dataset {ds.source}: cannot map actions to [-1, 1]: env action bounds "
+                        f"[{low.tolist()}, {high.tolist()}] are not finite and ordered")
+    act = ds.act.astype(np.float64)
+    margin = tol * (high - low)
+    bad = (act < low - margin) | (act > high + margin)
+    if bad.any():
+        row, dim = (int(i) for i in np.argwhere(bad)[0])
+        raise UserError(f"dataset {ds.source}: {int(bad.sum())} action value(s) outside the env's bounds "
+                        f"(first: row {row}, dim {dim}: {act[row, dim]:.6g} not in [{low[dim]:.6g}, {high[dim]:.6g}])")
+    ds.act = np.clip(2.0 * (act - low) / (high - low) - 1.0, -1.0, 1.0).astype(np.float32)
+    ds.action_scale = {"low": low.tolist(), "high": high.tolist()}
+    return ds
+
+
+def portable_path(path: str | None) -> str | None:
+    """A dataset path for config.json without this machine's absolute prefix: relative to the project root
+    when inside it, ``~/...`` when inside the user's home, else relative to the project root."""
+    if path is None:
+        return None
+    full = os.path.abspath(os.path.expanduser(path))
+    home = os.path.expanduser("~")
+    inside = os.path.commonpath([full, PROJECT_ROOT]) == PROJECT_ROOT
+    if not inside and home not in ("", "/") and os.path.commonpath([full, home]) == home:
+        return "~/" + os.path.relpath(full, home)
+    return os.path.relpath(full, PROJECT_ROOT)

@@ -8,7 +8,11 @@ here are comparable in scale, not digit for digit, with published D4RL numbers.
 
 from __future__ import annotations
 
-# environment family -> (random policy return, expert policy return)
+import re
+
+# environment family -> (random policy return, expert policy return). d4rl/infos.py gives every dataset of a
+# family the same pair: its v1/v2 locomotion and v1 Adroit entries copy the v0 ones (the loops at its end),
+# so these serve all D4RL names that benchmarks/catalog.py resolves.
 D4RL_REF_SCORES: dict[str, tuple[float, float]] = {
     "halfcheetah": (-280.178953, 12135.0),
     "hopper": (-20.272305, 3234.3),
@@ -30,11 +34,14 @@ def normalize(ret: float, family: str | None) -> float:
 
 
 def family_of(name: str) -> str | None:
-    """Guess the D4RL family from a dataset or env name ("halfcheetah-medium-v2", "HalfCheetah-v5")."""
-    low = name.lower().replace("_", "").replace("-", "")
-    for fam in D4RL_REF_SCORES:
-        if fam in low:
+    """Guess the D4RL family from a dataset or env name ("halfcheetah-medium-v2", "HalfCheetah-v5",
+    "hopper_medium-v2.hdf5", "AdroitHandPen-v1", "mujoco/hopper/medium-v0").
+
+    Whole words only (split at ``-``, ``_``, ``/``, ``.``, ...), so "Pendulum-v1" is not pen and
+    "antmaze-umaze-v2" is not ant.
+    """
+    for word in re.split(r"[^a-z0-9]+", name.lower()):
+        fam = word.removeprefix("adroithand").removesuffix("dense")
+        if fam in D4RL_REF_SCORES:
             return fam
-    if "adroithandpen" in low:
-        return "pen"
     return None

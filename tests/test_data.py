@@ -96,7 +96,7 @@ def test_shipped_pen_demonstrations_are_the_awac_ones():
 def test_door_rewards_are_relabelled_binary_from_the_hinge_angle():
     ds = get_task("door-binary-human").load_dataset(39, 28)
     assert len(ds) == 6704
-    expected = np.where(ds.next_obs[:, 28] > 1.4, 0.0, -1.0)
+    expected = np.where(ds.next_obs[:, 28] >= 1.35, 0.0, -1.0)  # the env's goal test (mj_envs door_v0.py)
     np.testing.assert_array_equal(ds.rew, expected)
     assert 0 < (ds.rew == 0).mean() < 0.2
 
@@ -133,3 +133,30 @@ def test_minari_dataset_on_disk(tmp_path):
         load_dataset(str(tmp_path / "minari-ds"), 3, 5)
     with pytest.raises(UserError, match="Minari dataset file not found"):
         load_dataset(str(tmp_path))
+
+
+def test_rescale_actions_maps_env_units_to_the_unit_box():
+    from benchmarks.data import rescale_actions
+
+    raw = {"observations": np.zeros((4, 1), np.float32), "next_observations": np.zeros((4, 1), np.float32),
+           "rewards": np.zeros(4, np.float32), "terminals": np.zeros(4, bool),
+           "actions": np.array([[0, -2], [10, 2], [5, 0], [10 + 5e-5, -2 - 3e-5]], np.float32)}
+    ds = rescale_actions(from_arrays(raw, "mem"), np.array([0, -2]), np.array([10, 2]))
+    # a_norm = 2 (a - low) / (high - low) - 1; the last row is within 1e-5 of the range (10, 4): clipped
+    np.testing.assert_allclose(ds.act, [[-1, -1], [1, 1], [0, 0], [1, -1]], atol=1e-6)
+    assert ds.action_scale == {"low": [0.0, -2.0], "high": [10.0, 2.0]}
+    raw["actions"][1, 1] = 2.1
+    with pytest.raises(UserError, match=r"1 action value\(s\) outside the env's bounds \(first: row 1, dim 1"):
+        rescale_actions(from_arrays(raw, "mem"), np.array([0, -2]), np.array([10, 2]))
+
+
+def test_portable_path(monkeypatch, tmp_path):
+    import os
+
+    from benchmarks.data import PROJECT_ROOT, portable_path
+
+    assert portable_path(os.path.join(PROJECT_ROOT, "benchmarks", "datasets", "x.hdf5")) == "benchmarks/datasets/x.hdf5"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert portable_path(str(tmp_path / ".d4rl" / "datasets" / "a.hdf5")) == "~/.d4rl/datasets/a.hdf5"
+    assert portable_path("~/b.hdf5") == "~/b.hdf5"
+    assert portable_path(None) is None
