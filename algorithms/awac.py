@@ -90,12 +90,19 @@ class AWACConfig(Config):
 class AWAC(Algorithm):
     name = "awac"
     Config = AWACConfig
+    # Every preset pretrains (the offline phase) on batches of 128, as rlkit does: both awac1.py launchers set
+    # pretrain_rl=True, so rlkit/launchers/experiments/awac/awac_rl.py calls
+    # AWACTrainer.pretrain_q_with_bc_data(), which samples replay_buffer.random_batch(self.bc_batch_size)
+    # with AWACTrainer's default bc_batch_size=128 (neither launcher sets it; rlkit/torch/sac/awac_trainer.py).
+    # The online phase uses batch_size=1024 (awac1.py batch_size). Offline step counts: benchmarks/presets.py.
     presets = {
-        "mujoco": {},
-        "paper": {"beta": 1.0},
+        # rlkit examples/awac/mujoco/awac1.py (the config defaults)
+        "mujoco": {"offline_batch_size": 128},
+        # the paper's lambda = 1.0 (Appendix) on the mujoco settings
+        "paper": {"beta": 1.0, "offline_batch_size": 128},
         # rlkit examples/awac/hand/awac1.py
         "hand": {"actor_hidden": (256, 256), "beta": 0.5, "adv_clip": 0.5, "v_from_mean": True,
-                 "q_max": 0.0, "ignore_terminals": True},
+                 "q_max": 0.0, "ignore_terminals": True, "offline_batch_size": 128},
     }
 
     compilable = ("losses",)
@@ -104,8 +111,9 @@ class AWAC(Algorithm):
     def __init__(self, obs_dim: int, act_dim: int, config: AWACConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)
         c = config
-        self.actor = GaussianPolicy(obs_dim, act_dim, c.actor_hidden, c.min_log_std, c.max_log_std).to(self.device)
-        self.critic = TwinQ(obs_dim, act_dim, c.critic_hidden, q_max=c.q_max).to(self.device)
+        self.actor = GaussianPolicy(obs_dim, act_dim, c.actor_hidden, c.min_log_std, c.max_log_std,
+                                    rlkit_init=True).to(self.device)
+        self.critic = TwinQ(obs_dim, act_dim, c.critic_hidden, q_max=c.q_max, rlkit_init=True).to(self.device)
         self.critic_target = TwinQ(obs_dim, act_dim, c.critic_hidden, q_max=c.q_max).to(self.device)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)

@@ -10,7 +10,8 @@ learning/awr_agent.py"), e.g. the Adroit hand tasks; the MuJoCo entries are the 
 
 One iteration of the code (``AWRAgent._update``), as driven by this benchmark's harness:
 
-1. Collect ``samples_per_iter`` environment steps into a FIFO buffer of ``buffer_size`` transitions.
+1. Collect ``samples_per_iter`` environment steps into a FIFO buffer of ``buffer_size`` transitions
+   (here a FIFO of online rows next to the protected offline rows; see the departures below).
 2. ``prepare_updates``: recompute TD(lambda) returns over every trajectory in the buffer with the
    current value function (``_compute_batch_vals`` + ``_compute_batch_new_vals``). For one trajectory
    s_0, a_0, r_0, ..., s_T (``_compute_return``):
@@ -57,7 +58,14 @@ Departures forced by the harness (all small; see also the config comments):
   new rows are recorded at the start of the next ``prepare_updates`` (the same data, one block later
   in the code for all but the first iteration).
 * The offline phase has no counterpart in the code: the offline data is simply the buffer's initial
-  content (the newest ``buffer_size`` rows of it), and the harness runs the same value/policy blocks.
+  content, and the harness runs the same value/policy blocks.
+* The prior data is never evicted. The code's replay buffer (``rl_agent.py``: ``util/replay_buffer.py``
+  of ``replay_buffer_size`` = 50k) holds only the agent's own samples, FIFO. The AWAC paper's protocol
+  keeps the prior data in the buffer for every method (Sec. 5), so here the offline rows are a protected
+  prefix (``ReplayBuffer.protect``) and only the online rows cycle FIFO through ``buffer_size`` slots:
+  capacity = offline rows + min(buffer_size, online steps). Without this, ~45k online steps would push
+  the whole 50k-row offline dataset out. ``buffer.order()`` lists the offline rows, then the surviving
+  online rows oldest to newest, so the TD(lambda) returns see every episode in time order.
 
 One ``update`` call is one gradient step; an internal counter (reset by ``prepare_updates``) makes
 each block of ``critic_steps + actor_steps`` calls run the value steps first, then the policy steps.
@@ -81,7 +89,7 @@ import torch
 from torch import nn
 
 from algorithms import register
-from algorithms.base import Algorithm, Batch, Config
+from algorithms.base import Algorithm, Batch, Config, UserError
 from algorithms.networks import (
     LOG_2PI,
     diag_gaussian_log_prob,
@@ -251,7 +259,8 @@ class AWRConfig(Config):
     actor_steps: int = 1000
     # rl_agent.py / awr_agent.py samples_per_iter=2048 (environment steps collected per iteration)
     samples_per_iter: int = 2048
-    # rl_agent.py / awr_agent.py replay_buffer_size=50000 (the code counts states, here transitions)
+    # rl_agent.py / awr_agent.py replay_buffer_size=50000 (the code counts states, here transitions). Here it
+    # bounds the ONLINE rows only: the offline rows stay on top of it (see "Departures" above)
     buffer_size: int = 50_000
     # awr_agent.py discount=0.99; also fixes the value normalizer std 1/(1-gamma)
     # (rl_agent._build_normalizer_val)
@@ -296,6 +305,8 @@ class AWR(Algorithm):
         c = config
         if c.critic_steps < 0 or c.actor_steps < 0 or c.critic_steps + c.actor_steps == 0:
             raise ValueError("AWR needs critic_steps >= 0, actor_steps >= 0 and at least one step in all")
+        if c.buffer_size < 1:
+            raise UserError(f"awr: buffer_size must be >= 1, got {c.buffer_size}")
         self.obs_norm = RunningNormalizer(obs_dim, c.normalizer_eps).to(self.device)
         self.actor = FixedStdGaussianPolicy(obs_dim, act_dim, c.actor_hidden, c.action_std,
                                             c.actor_init_output_scale).to(self.device)
@@ -319,7 +330,8 @@ class AWR(Algorithm):
         return int(self.cfg.samples_per_iter), int(self.cfg.critic_steps + self.cfg.actor_steps)
 
     def buffer_capacity(self, offline_size: int, online_steps: int) -> int:
-        return max(1, min(int(self.cfg.buffer_size), offline_size + online_steps))
+        # every offline row (the harness protects them) plus a FIFO of at most buffer_size online rows
+        return max(1, offline_size + min(int(self.cfg.buffer_size), online_steps))
 
     def prepare_updates(self, buffer) -> None:
         if getattr(buffer, "ret", None) is None:
@@ -333,15 +345,19 @@ class AWR(Algorithm):
         self._block_pos = 0
 
     def _new_rows(self, buffer) -> int:
-        """Rows appended since the last call (the buffer keeps no running total, so infer it)."""
+        """Rows appended since the last call (the buffer keeps no running total, so infer it).
+
+        Writes wrap through the unprotected region only (``buffer.protected`` rows stay put), so the pointer
+        moves modulo that region's length."""
         ptr, size = int(buffer.ptr), int(buffer.size)
+        ring = buffer.capacity - int(getattr(buffer, "protected", 0))
         if self._seen is None or (self._buffer is not None and buffer is not self._buffer):
             n = size
         else:
             last_ptr, last_size = self._seen
-            n = (ptr - last_ptr) % buffer.capacity
-            if n == 0 and size != last_size:  # exactly a multiple of the capacity was written
-                n = size
+            n = (ptr - last_ptr) % ring if ring > 0 else 0
+            if n == 0 and size != last_size:  # exactly a multiple of the region was written: all of it is new
+                n = ring
         self._seen = (ptr, size)
         return min(n, size)
 

@@ -207,6 +207,12 @@ class Algorithm:
         """Replay capacity. Default: everything (offline data plus every online transition)."""
         return offline_size + online_steps
 
+    def budget_warnings(self, total_updates: int) -> list[str]:
+        """Problems with a run's budget of ``total_updates`` gradient steps (offline + online), e.g. one that
+        ends inside a warm-up. The harness prints them when the run starts and records them in the run's
+        config.json (``warnings``); the report marks such runs. Default: none."""
+        return []
+
     def prepare_updates(self, buffer) -> None:  # noqa: B027 - optional hook
         """Called before every block of updates (e.g. AWR recomputes TD(lambda) returns)."""
 

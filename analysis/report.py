@@ -7,6 +7,7 @@ to ``awac-bench plots DIR``. Nothing is trained; the bootstrap uses a fixed seed
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -88,15 +89,57 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None) -> P
     return report
 
 
-def _data_section(results: Results) -> list[str]:
+FLAG = "†"  # marks runs whose config.json records harness warnings (e.g. a budget inside BEAR's warm-up)
+
+
+def run_warnings(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """The ``warnings`` each run recorded in its config.json, for the runs that have any.
+
+    The harness writes them when the run starts (``Algorithm.budget_warnings``: e.g. a budget that ends
+    inside BEAR's warm-up, so the run is MMD-constrained behaviour cloning throughout). Runs written before
+    the key existed have none."""
+    flagged: dict[str, list[str]] = {}
+    for run_id, path in zip(runs["run_id"], runs["path"], strict=True):
+        try:
+            found = json.loads((Path(path) / "config.json").read_text()).get("warnings") or []
+        except (OSError, ValueError, AttributeError):
+            found = []
+        if found:
+            flagged[str(run_id)] = [str(w) for w in found]
+    return flagged
+
+
+def _warnings_section(flagged: dict[str, list[str]]) -> list[str]:
+    if not flagged:
+        return []
+    lines = ["## Run warnings", "",
+             f"Runs marked {FLAG} in the tables above recorded these warnings when they started (config.json "
+             "`warnings`); their numbers do not show the algorithm as intended.", ""]
+    for run_id, msgs in sorted(flagged.items()):
+        lines += [f"- {FLAG} `{run_id}`: {msg}" for msg in msgs]
+    return [*lines, ""]
+
+
+def _data_section(results: Results, flagged: dict[str, list[str]] | None = None) -> list[str]:
     """What was loaded: runs, unfinished runs, missing (task, algorithm) cells, scores, grid, error bars."""
     runs = results.runs
+    flagged = flagged or {}
     unfinished = runs.loc[~runs["complete"], "run_id"].tolist()
     seeds = runs.pivot_table(index="task", columns="algo", values="seed", aggfunc="count", fill_value=0)
     seeds = seeds[order_algos(seeds.columns)]
     absent = [
         f"{display_name(a)} on `{t}`" for t in seeds.index for a in seeds.columns if seeds.loc[t, a] == 0
     ]
+    marked = runs[runs["run_id"].astype(str).isin(flagged)]
+    if len(marked):  # "3 (2†)": 3 runs in the cell, 2 of them flagged
+        n_flag = marked.groupby(["task", "algo"]).size()
+        seeds = seeds.astype(object)
+        for (t, a), k in n_flag.items():
+            seeds.loc[t, a] = f"{seeds.loc[t, a]} ({k}{FLAG})"
+    flag_text = (
+        [f"- {len(marked)} run(s) marked {FLAG} recorded warnings when they started: see *Run warnings*."]
+        if len(marked) else []
+    )
     unfinished_text = f": {', '.join(f'`{r}`' for r in unfinished)}" if unfinished else ""
     algos = ", ".join(display_name(a) for a in order_algos(results.algos))
     task_names = ", ".join(f"`{t}`" for t in results.tasks)
@@ -108,6 +151,7 @@ def _data_section(results: Results) -> list[str]:
         f"(no `DONE`){unfinished_text}.",
         f"- Algorithms: {algos}; tasks: {task_names}.",
         f"- Not run: {', '.join(absent)}." if absent else "- Every algorithm ran on every task.",
+        *flag_text,
         "- Score per task (normalized score where defined, else success rate × 100, else return):",
         *tables.score_source_lines(results.score_sources),
         f"- Grid: {GRID_DESCRIPTION}",
@@ -150,13 +194,14 @@ def render_report(
     markdown_table: str,
 ) -> str:
     """The text of ``report.md`` (links are relative to the folder the report is written to)."""
+    flagged = run_warnings(results.runs)
     lines = [
         f"# Offline-to-online report: `{results.root.name}`",
         "",
         f"Generated from the stored results in `{results.root}` (no training). Regenerate with "
         f"`awac-bench plots {results.root}`.",
         "",
-        *_data_section(results),
+        *_data_section(results, flagged),
         "## Offline → online",
         "",
         markdown_table,
@@ -187,6 +232,7 @@ def render_report(
     ]
     for name, caption in FIGURES.items():
         lines += [f"![{name}](figures/{name}.png)", "", f"{caption} ([PDF](figures/{name}.pdf))", ""]
+    lines += _warnings_section(flagged)
     if results.notes:
         lines += ["## Loader notes", "", *[f"- {note}" for note in results.notes], ""]
     return "\n".join(lines)

@@ -9,6 +9,12 @@ Rows are stored in insertion order, so episodes stay contiguous (needed for TD(l
 ``done`` marks a true terminal state (no bootstrap), ``timeout`` marks the last step of an episode
 cut by a time limit (bootstrap from V(s')). An episode still being collected has neither flag on its
 latest row. Offline data goes in first; online transitions are appended after it (AWAC's recipe).
+
+Prior data is never evicted: after the offline data is in, ``protect()`` marks those rows as a protected
+prefix [0, P). Wrapping then cycles through the online region [P, capacity) only (a FIFO over online rows),
+as in the AWAC paper's protocol, where every method keeps the prior data in its buffer (Sec. 5). ``order()``
+lists the protected rows first, then the online rows from oldest to newest, so an online episode that
+straddles the physical wrap point stays contiguous in that order.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ class ReplayBuffer:
         self.adv = self._rows[:, self._cols[6]] if with_returns else None
         self.size = 0   # number of valid rows
         self.ptr = 0    # next row to write
-        self.n_offline = 0
+        self.protected = 0  # rows [0, protected) are never overwritten (``protect``)
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(int(seed))
         self._out: dict[int, tuple[torch.Tensor, Batch]] = {}
@@ -57,13 +63,30 @@ class ReplayBuffer:
         return self.size
 
     # -- writing -----------------------------------------------------------------------------
+    def protect(self) -> None:
+        """Make every row now in the buffer a protected prefix that wrapping never overwrites.
+
+        Called once, after the offline data went in (rows 0..size-1 in insertion order, no wrap yet);
+        later rows cycle through the remaining ``capacity - size`` slots."""
+        if self.protected or self.ptr != self.size % self.capacity:
+            raise RuntimeError("protect() needs a buffer filled once, in order, and not protected yet")
+        self.protected = self.size
+        self.ptr = self.size if self.size < self.capacity else 0
+
+    def _ring(self) -> int:
+        """Slots that wrapping cycles through (the unprotected region [protected, capacity))."""
+        ring = self.capacity - self.protected
+        if ring <= 0:
+            raise RuntimeError(f"replay buffer full of protected rows ({self.protected}): no room for new ones")
+        return ring
+
     def add_many(self, obs, act, rew, next_obs, done, timeout) -> None:
-        """Append a block of transitions (numpy or tensors); wraps around when full."""
-        n = len(obs)
-        if n > self.capacity:  # keep the most recent rows only
-            sl = slice(n - self.capacity, n)
+        """Append a block of transitions (numpy or tensors); wraps around the unprotected region when full."""
+        n, ring, lo = len(obs), self._ring(), self.protected
+        if n > ring:  # keep the most recent rows only
+            sl = slice(n - ring, n)
             obs, act, rew, next_obs, done, timeout = (x[sl] for x in (obs, act, rew, next_obs, done, timeout))
-            n = self.capacity
+            n = ring
         cols = (self.obs, self.act, self.rew, self.next_obs, self.done, self.timeout)
         vals = (obs, act, rew, next_obs, done, timeout)
         first = min(n, self.capacity - self.ptr)
@@ -71,17 +94,20 @@ class ReplayBuffer:
             t = torch.as_tensor(np.asarray(val), device=self.device).to(col.dtype)
             col[self.ptr:self.ptr + first] = t[:first]
             if first < n:
-                col[: n - first] = t[first:]
-        self.ptr = (self.ptr + n) % self.capacity
+                col[lo:lo + n - first] = t[first:]
+        self.ptr = lo + (self.ptr - lo + n) % ring
         self.size = min(self.size + n, self.capacity)
 
     def add(self, obs, act, rew: float, next_obs, done: bool, timeout: bool) -> None:
         """Append one transition (the online hot path: no Python-side allocation beyond the copy)."""
         i = self.ptr
+        if self.protected == self.capacity:
+            self._ring()  # raises: every row is protected
+        nxt = i + 1 if i + 1 < self.capacity else self.protected  # wrap past the protected prefix
         if self._np is not None:  # CPU: write through numpy views (no tensor wrapping per field)
             o, a, r, o2, d, to = self._np
             o[i], a[i], r[i], o2[i], d[i], to[i] = obs, act, rew, next_obs, done, timeout
-            self.ptr = (i + 1) % self.capacity
+            self.ptr = nxt
             self.size = min(self.size + 1, self.capacity)
             return
         self.obs[i] = torch.as_tensor(obs, device=self.device)
@@ -90,15 +116,20 @@ class ReplayBuffer:
         self.next_obs[i] = torch.as_tensor(next_obs, device=self.device)
         self.done[i] = float(done)
         self.timeout[i] = bool(timeout)
-        self.ptr = (i + 1) % self.capacity
+        self.ptr = nxt
         self.size = min(self.size + 1, self.capacity)
 
     # -- reading -----------------------------------------------------------------------------
     def order(self) -> torch.Tensor:
-        """Row indices from oldest to newest (for computations over trajectories)."""
+        """Row indices from oldest to newest (for computations over trajectories): the protected rows,
+        then the unprotected ones from the oldest surviving row (at ``ptr`` once full) to the newest."""
         if self.size < self.capacity:
             return torch.arange(self.size, device=self.device)
-        return torch.arange(self.ptr, self.ptr + self.capacity, device=self.device) % self.capacity
+        lo = self.protected
+        if lo >= self.capacity:
+            return torch.arange(self.capacity, device=self.device)
+        ring = torch.arange(self.ptr - lo, self.ptr - lo + self.capacity - lo, device=self.device)
+        return torch.cat([torch.arange(lo, device=self.device), lo + ring % (self.capacity - lo)])
 
     def _views(self, rows: torch.Tensor) -> list[torch.Tensor]:
         """Column views (obs, act, rew, next_obs, done[, ret, adv]) of a [n, width] table."""

@@ -47,6 +47,25 @@ def test_hand_preset_matches_rlkit_hand_script():
     assert algorithms.resolve_config("awac", "paper").beta == 1.0
 
 
+@pytest.mark.parametrize("preset", ["mujoco", "hand", "paper"])
+def test_presets_pretrain_on_rlkit_bc_batch_size(preset):
+    # rlkit AWACTrainer.pretrain_q_with_bc_data samples bc_batch_size = 128; online training uses 1024
+    algo = algorithms.make("awac", 4, 2, preset=preset)
+    assert (algo.batch_size("offline"), algo.batch_size("online")) == (128, 1024)
+    assert algorithms.make("awac", 4, 2).batch_size("offline") == 1024  # no preset: batch_size throughout
+
+
+def test_paper_preset_offline_steps_per_task_family():
+    # rlkit q_num_pretrain2_steps: 25000 in examples/awac/hand/awac1.py, 50000 in examples/awac/mujoco/awac1.py
+    from benchmarks.presets import grid
+
+    specs = grid("paper", algos=["awac"], tasks=["pen-binary-human", "halfcheetah-sac-replay"], seeds=[0])
+    assert {s.task: s.offline_steps for s in specs} == {"pen-binary-human": 25_000, "halfcheetah-sac-replay": 50_000}
+    assert {s.online_steps for s in specs} == {500_000}
+    quick = grid("quick", algos=["awac"], tasks=["pen-binary-human", "halfcheetah-sac-replay"], seeds=[0])
+    assert {s.offline_steps for s in quick} == {4_000}  # only the paper preset varies by family
+
+
 def _batch(n=8, obs=4, act=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     return Batch(torch.randn(n, obs, generator=g), torch.rand(n, act, generator=g) * 2 - 1,
@@ -100,9 +119,10 @@ def test_awac_learns_to_prefer_the_better_action():
                                                      "beta": 0.3, "gamma": 0.0})
     n = 256
     act = torch.where(torch.arange(n) % 2 == 0, 0.5, -0.5).reshape(n, 1)
-    b = Batch(torch.zeros(n, 1), act, torch.where(act[:, 0] > 0, 0.0, -1.0), torch.zeros(n, 1),
+    # the state is 1, not 0: with rlkit's zero hidden biases a zero input would leave every hidden unit at 0
+    b = Batch(torch.ones(n, 1), act, torch.where(act[:, 0] > 0, 0.0, -1.0), torch.ones(n, 1),
               torch.ones(n), torch.empty(0))
     for _ in range(400):
         algo.update(b)
-    a = algo.act(np.zeros((1, 1), np.float32), deterministic=True)[0, 0]
+    a = algo.act(np.ones((1, 1), np.float32), deterministic=True)[0, 0]
     assert a > 0.3, a

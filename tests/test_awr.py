@@ -136,6 +136,83 @@ def test_prepare_updates_fills_buffer_returns(drop_timeout):
     torch.testing.assert_close(buf.ret[buf.order()], _t(*HAND_RET))
 
 
+def _protected_hand_buffer() -> ReplayBuffer:
+    """Prior episode P (3 rows) protected, then 6 online rows of one episode into a 4-slot online FIFO.
+
+    P: 10 -> 11 (r=1), 11 -> 12 (r=2), 12 -> 13 (r=3, terminal)         rows 0, 1, 2 (protected)
+    O: k -> k + 1 (r = k + 1) for k = 0..5, no flag (still being collected)
+    Online slots 3..6 hold k = 4, 5, 2, 3 (k = 0, 1 evicted, the prior rows untouched); ptr = 5, and
+    order() = 0, 1, 2, 5, 6, 3, 4: P0, P1, P2, O2, O3, O4, O5.
+    """
+    buf = ReplayBuffer(1, 1, capacity=7, with_returns=True)
+    f = np.float32
+    buf.add_many(np.array([[10], [11], [12]], f), np.full((3, 1), 0.1, f), np.array([1, 2, 3], f),
+                 np.array([[11], [12], [13]], f), np.array([0, 0, 1], f), np.zeros(3, bool))
+    buf.protect()
+    for k in range(6):
+        buf.add(np.array([k], f), np.array([0.2], f), float(k + 1), np.array([k + 1], f), False, False)
+    return buf
+
+
+# Returns with V = 2 everywhere, gamma = lambda = 0.5, inside an episode R_t = r_t + 0.5 * (0.5 * 2 + 0.5 * R_t+1):
+# P2 = 3                         (terminal)    O5 = 6 + 0.5 * 2 = 7           (unfinished: bootstrap)
+# P1 = 2 + 0.5 + 0.25 * 3 = 3.25               O4 = 5 + 0.5 + 0.25 * 7     = 7.25
+# P0 = 1 + 0.5 + 0.25 * 3.25 = 2.3125          O3 = 4 + 0.5 + 0.25 * 7.25  = 6.3125
+#                                              O2 = 3 + 0.5 + 0.25 * 6.3125 = 5.078125
+PROTECTED_RET = [2.3125, 3.25, 3.0, 5.078125, 6.3125, 7.25, 7.0]
+
+
+def test_prior_rows_survive_the_online_fifo_and_returns_stay_in_order():
+    buf = _protected_hand_buffer()
+    assert buf.protected == 3 and len(buf) == 7 and buf.ptr == 5
+    assert buf.order().tolist() == [0, 1, 2, 5, 6, 3, 4]
+    assert buf.obs[:3, 0].tolist() == [10, 11, 12] and buf.rew[:3].tolist() == [1, 2, 3]  # prior rows intact
+    assert buf.obs[buf.order(), 0].tolist() == [10, 11, 12, 2, 3, 4, 5]
+    alg = algorithms.make("awr", 1, 1, overrides={"gamma": G, "td_lambda": L})
+    _constant_critic(alg, 2.0)
+    alg.prepare_updates(buf)
+    torch.testing.assert_close(buf.ret[buf.order()], _t(*PROTECTED_RET))
+    # the same rows written as one block: only the newest 4 are kept (slots 3..6, ptr back at 3), same order
+    blk = ReplayBuffer(1, 1, capacity=7, with_returns=True)
+    blk.add_many(buf.obs[:3], buf.act[:3], buf.rew[:3], buf.next_obs[:3], buf.done[:3], buf.timeout[:3])
+    blk.protect()
+    k = np.arange(6, dtype=np.float32)[:, None]
+    blk.add_many(k, np.full((6, 1), 0.2, np.float32), k[:, 0] + 1, k + 1, np.zeros(6), np.zeros(6, bool))
+    assert blk.ptr == 3 and torch.equal(blk.obs[blk.order()], buf.obs[buf.order()])
+
+
+def test_new_rows_counted_modulo_the_online_region():
+    # The normaliser records exactly the rows written since the last prepare_updates, also across the wrap.
+    alg = algorithms.make("awr", 1, 1, overrides={"normalizer_samples": 100})
+    buf = ReplayBuffer(1, 1, capacity=7, with_returns=True)
+    f = np.float32
+    buf.add_many(np.zeros((3, 1), f), np.zeros((3, 1), f), np.zeros(3, f), np.zeros((3, 1), f), np.zeros(3, f),
+                 np.zeros(3, bool))
+    buf.protect()
+    alg.prepare_updates(buf)
+    counts = []
+    # 3 rows (no wrap), 4 rows (exactly the region: ptr back in place, the size tells), 3 rows (wraps)
+    for n in (3, 4, 3):
+        for _ in range(n):
+            buf.add(np.ones(1, f), np.zeros(1, f), 0.0, np.ones(1, f), False, False)
+        alg.prepare_updates(buf)
+        counts.append(float(alg.obs_norm.count))
+    assert counts == [6, 10, 13]
+
+
+def test_protect_rules():
+    buf = ReplayBuffer(1, 1, capacity=2)
+    one = (np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(2), np.zeros((2, 1)), np.zeros(2), np.zeros(2, bool))
+    buf.add_many(*one)
+    buf.protect()
+    with pytest.raises(RuntimeError, match="protected"):
+        buf.add(np.zeros(1), np.zeros(1), 0.0, np.zeros(1), False, False)
+    with pytest.raises(RuntimeError, match="protected"):
+        buf.add_many(*one)
+    with pytest.raises(RuntimeError, match="protect"):
+        buf.protect()
+
+
 def test_policy_step_normalises_over_buffer_and_clips():
     # critic_steps = 0: the advantage statistics are computed in prepare_updates from the whole buffer.
     # A = R - V = -8, -4.875, -3.5, -2, 0;  mean = -18.375 / 5 = -3.675
@@ -234,7 +311,9 @@ def test_contract_defaults_and_policy_density():
     assert "awr" in algorithms.names() and AWR.needs_returns
     assert alg.online_rhythm() == (2048, 1500)
     assert alg.batch_size("offline") == alg.batch_size("online") == 256
-    assert alg.buffer_capacity(1_000_000, 1_000_000) == 50_000
+    # every offline row plus a FIFO of at most buffer_size = 50k online rows
+    assert alg.buffer_capacity(1_000_000, 1_000_000) == 1_050_000
+    assert alg.buffer_capacity(1_000, 300) == 1_300
     assert algorithms.make("awr", 17, 6, preset="halfcheetah").cfg.action_std == 0.4
     a = alg.act(np.random.default_rng(0).normal(size=(5, 17)) * 50, deterministic=False)
     assert a.shape == (5, 6) and a.dtype == np.float32 and np.all(np.abs(a) <= 1.0)

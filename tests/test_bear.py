@@ -159,14 +159,25 @@ def test_dual_step_clamps_log_alpha_to_code_range():
 # -- defaults, presets, the update -------------------------------------------------------------
 def test_defaults_follow_the_authors_code():
     cfg = algorithms.resolve_config("bear")
-    assert (cfg.num_qs, cfg.lmbda, cfg.num_target_samples, cfg.num_mmd_samples) == (2, 0.75, 10, 10)
-    assert (cfg.kernel, cfg.mmd_sigma, cfg.mmd_eps, cfg.batch_size) == ("laplacian", 20.0, 0.05, 100)
+    assert (cfg.num_qs, cfg.lmbda, cfg.num_target_samples) == (2, 0.75, 10)
+    # the BEAR readme's gaussian setting, also the AWAC authors' launcher of this code (bear/sweep1.py)
+    assert (cfg.kernel, cfg.mmd_sigma, cfg.num_mmd_samples) == ("gaussian", 20.0, 5)
+    assert (cfg.mmd_eps, cfg.batch_size) == (0.05, 100)
     assert (cfg.log_alpha_min, cfg.log_alpha_max, cfg.alpha_lr) == (-5.0, 10.0, 1e-3)
     assert cfg.warmup_steps == 20_000
     assert (cfg.latent_clip, cfg.vae_kl_weight, cfg.num_act_samples) == (0.5, 0.5, 10)
     loose = algorithms.resolve_config("bear", "loose")
     assert loose.mmd_eps > cfg.mmd_eps
     assert algorithms.get("bear") is BEAR
+
+
+def test_budget_inside_the_warmup_is_flagged():
+    algo = algorithms.make("bear", 3, 2, overrides={**SMALL, "warmup_steps": 2_000})
+    assert algo.budget_warnings(2_001) == []          # the last step (index 2000) maximises Q
+    (msg,) = algo.budget_warnings(2_000)              # steps 0..1999: all warm-up
+    assert "warm-up" in msg and "warmup_steps=2000" in msg and "2000 gradient steps" in msg
+    assert algorithms.make("bear", 3, 2, overrides={**SMALL, "warmup_steps": 0}).budget_warnings(0) == []
+    assert algorithms.make("awac", 3, 2).budget_warnings(0) == []  # the base class: nothing to flag
 
 
 def _batch(n=16, obs=3, act=2, seed=0):
