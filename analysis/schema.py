@@ -22,7 +22,7 @@ PHASES = ("offline", "online")
 EVALS_STR = ("run_id", "algo", "task", "phase")
 EVALS_INT = ("seed", "grad_step", "env_step")
 EVALS_FLOAT_REQUIRED = ("return_mean",)  # must be a number on every row
-EVALS_FLOAT_OPTIONAL = ("return_std", "normalized_score", "success_rate", "wall_s")  # empty -> NaN
+EVALS_FLOAT_OPTIONAL = ("return_std", "normalized_score", "success_rate", "success_final", "wall_s")  # empty -> NaN
 EVALS_COLUMNS = EVALS_STR + EVALS_INT + EVALS_FLOAT_REQUIRED + EVALS_FLOAT_OPTIONAL
 
 TRAIN_STR = ("run_id", "phase", "metric")

@@ -74,13 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="generate or inspect datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     g = dsub.add_parser("generate", help="regenerate an embedded dataset (fixed seed, checksum recorded)")
-    g.add_argument("--task", default="halfcheetah-sac-replay")
+    g.add_argument("--task", default="halfcheetah-sac-replay",
+                   help="a generated task: a paper-recipe task (pen-binary, halfcheetah-awac, ...) or "
+                        "halfcheetah-sac-replay")
     g.add_argument("--steps", type=int)
     g.add_argument("--random-steps", type=int)
     g.add_argument("--seed", type=int)
     g.add_argument("--out", help="output file (default: the task's dataset path, and the manifest is updated)")
+    e = dsub.add_parser("expert", help="train the suite's SAC on a gymnasium MuJoCo env as a data-generating expert")
+    e.add_argument("--env", required=True, help="gymnasium env id, e.g. HalfCheetah-v5")
+    e.add_argument("--steps", type=int, default=200_000)
+    e.add_argument("--random-steps", type=int, default=5_000)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", help="output file (default: benchmarks/datasets/experts/<env>-sac.pt)")
     i = dsub.add_parser("info", help="summary and checksum of a dataset file or task")
     i.add_argument("target", help="task name or HDF5 path")
+    x = dsub.add_parser("export", help="write a task's dataset as a Minari dataset (id awac-bench/<task>-v0)")
+    x.add_argument("--minari", required=True, metavar="TASK", help="a registered task with a dataset")
+    x.add_argument("--out", metavar="ROOT", help="Minari datasets root (default: $MINARI_DATASETS_PATH or "
+                                                 "~/.minari/datasets)")
 
     pl = sub.add_parser("plots", help="figures and report.md from stored results (trains nothing)")
     pl.add_argument("dir")
@@ -138,6 +150,32 @@ def cmd_data(a) -> int:
     from benchmarks.data import load_dataset
     from benchmarks.tasks import TASKS
 
+    if a.data_cmd == "export":
+        from benchmarks.catalog import export_minari
+
+        dataset_id, folder, rows = export_minari(a.minari, a.out)
+        print(f"wrote Minari dataset {dataset_id}: {rows} transitions in {folder} "
+              f"(read it with minari.load_dataset('{dataset_id}') or --task {dataset_id})")
+        return 0
+    if a.data_cmd == "expert":
+        if a.steps <= a.random_steps or a.random_steps < 0:
+            raise UserError("--steps must exceed --random-steps (>= 0)")
+        info = generate.train_expert(a.env, a.steps, a.random_steps, a.seed, a.out)
+        print(f"expert {a.env}: eval return {info['eval_return_mean']:.1f} +- {info['eval_return_std']:.1f} "
+              f"({info['eval_episodes']} episodes), {info['wall_s']:.0f} s")
+        return 0
+    if a.data_cmd == "generate" and a.task in TASKS and TASKS[a.task].recipe is not None:
+        from benchmarks import priordata
+
+        task = TASKS[a.task]
+        path = a.out or task.dataset_path
+        ds, info = priordata.generate(task, path, progress=True)
+        if a.out is None:
+            generate.record_manifest(a.task, info)
+        print(f"wrote {path}: {info['rows']} rows ({info['demo_rows']} demonstration, {info['bc_rows']} BC-rollout), "
+              f"sha256 {info['sha256']}, BC rollout return {info['bc_return_mean']:.1f}"
+              + (f", success {100 * info['bc_success_rate']:.0f}%" if info["bc_success_rate"] is not None else ""))
+        return 0
     if a.data_cmd == "generate":
         if a.task not in generate.DEFAULTS:
             raise UserError(f"no generator for task '{a.task}' (generated: {', '.join(generate.DEFAULTS)})")
@@ -156,6 +194,8 @@ def cmd_data(a) -> int:
         return 0
     target = a.target
     path = TASKS[target].dataset_path if target in TASKS else target
+    if target in TASKS and not os.path.exists(path) and TASKS[target].recipe is not None:
+        raise UserError(f"'{target}' has not been generated yet: run `awac-bench data generate --task {target}`")
     ds = load_dataset(path)
     rets = ds.episode_returns()
     print(f"file        {path}")
@@ -213,6 +253,10 @@ def cmd_list(a) -> int:
     for t in TASKS.values():
         print(f"  {t.name:24s} {t.description}")
     print("  custom                   --dataset PATH --env GYM_ID")
+    print("  <env>-<dataset>-v<k>     a D4RL dataset in $D4RL_DATASET_DIR (default ~/.d4rl/datasets), e.g. "
+          "hopper-medium-v2, pen-human-v1")
+    print("  <namespace>/<name>-v<k>  a Minari dataset in $MINARI_DATASETS_PATH (default ~/.minari/datasets), "
+          "e.g. mujoco/hopper/medium-v0")
     return 0
 
 

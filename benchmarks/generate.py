@@ -25,26 +25,26 @@ MANIFEST = os.path.join(DATA_DIR, "MANIFEST.json")
 DEFAULTS = {"halfcheetah-sac-replay": dict(steps=30_000, random_steps=5_000, seed=0)}
 
 
-def generate_sac_replay(task_name: str, path: str, steps: int, random_steps: int, seed: int,
-                        progress: bool = True) -> tuple[Dataset, dict]:
+def train_sac(env, steps: int, random_steps: int, seed: int, desc: str, progress: bool = True,
+              on_step=None):
+    """The suite's SAC (``algorithms/sac.py``, default config) trained online from scratch on ``env``:
+    ``random_steps`` uniformly random actions, then one update per environment step. Returns
+    (sac, buffer, episode returns). ``on_step(t, sac)`` is called after every step (checkpoints)."""
     from benchmarks.harness import seed_everything
 
     torch.set_num_threads(1)
     seed_everything(seed)
-    task = get_task(task_name)
-    env = task.make_env()
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     sac = algorithms.make("sacfd", obs_dim, act_dim)
     buf = ReplayBuffer(obs_dim, act_dim, steps, seed=seed)
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
     returns, ep_ret = [], 0.0
-    t0 = time.perf_counter()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, desc=f"generate {task_name}", unit="step")
+        bar = tqdm(total=steps, desc=desc, unit="step", mininterval=5.0)
     for t in range(steps):
         act = env.action_space.sample() if t < random_steps else sac.act(obs[None], deterministic=False)[0]
         next_obs, rew, term, trunc, _ = env.step(act)
@@ -58,12 +58,24 @@ def generate_sac_replay(task_name: str, path: str, steps: int, random_steps: int
             obs, _ = env.reset()
         if t >= random_steps:
             sac.update(buf.sample(sac.batch_size("online")))
+        if on_step is not None:
+            on_step(t, sac)
         if bar is not None:
             bar.update(1)
             if returns:
                 bar.set_postfix(last_return=f"{returns[-1]:.0f}", refresh=False)
     if bar is not None:
         bar.close()
+    return sac, buf, returns
+
+
+def generate_sac_replay(task_name: str, path: str, steps: int, random_steps: int, seed: int,
+                        progress: bool = True) -> tuple[Dataset, dict]:
+    t0 = time.perf_counter()
+    task = get_task(task_name)
+    env = task.make_env()
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    _, buf, returns = train_sac(env, steps, random_steps, seed, f"generate {task_name}", progress)
     n = buf.size
     ds = Dataset(buf.obs[:n].numpy().copy(), buf.act[:n].numpy().copy(), buf.rew[:n].numpy().copy(),
                  buf.next_obs[:n].numpy().copy(), buf.done[:n].numpy().copy(), buf.timeout[:n].numpy().copy(),
@@ -99,3 +111,66 @@ def manifest_entry(name: str) -> dict | None:
         return None
     with open(MANIFEST) as f:
         return json.load(f).get(name)
+
+
+# -- experts: the suite's own SAC, trained once and committed (data regenerates without retraining) ------
+EXPERT_DIR = os.path.join(DATA_DIR, "experts")
+
+
+def expert_path(env_id: str) -> str:
+    return os.path.join(EXPERT_DIR, f"{env_id}-sac.pt")
+
+
+def train_expert(env_id: str, steps: int, random_steps: int, seed: int, path: str | None = None,
+                 eval_episodes: int = 10, progress: bool = True) -> dict:
+    """Train the suite's SAC on a gymnasium MuJoCo env and save its actor (weights only) with a summary.
+
+    The actor is saved every 10% of the budget too, so an interrupted training leaves its latest policy."""
+    from benchmarks.harness import evaluate
+    from benchmarks.tasks import Task
+
+    path = path or expert_path(env_id)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    task = Task(env_id, env_id, "mujoco")
+    env = task.make_env()
+    t0 = time.perf_counter()
+    info = {"env_id": env_id, "steps": steps, "random_steps": random_steps, "seed": seed,
+            "algorithm": "sacfd (algorithms/sac.py, default config)", "torch": torch.__version__,
+            "command": f"awac-bench data expert --env {env_id} --steps {steps} --random-steps {random_steps} "
+                       f"--seed {seed}"}
+
+    def save(sac, done_steps: int, extra: dict) -> None:
+        state = {"actor": sac.actor.state_dict(), "obs_dim": sac.obs_dim, "act_dim": sac.act_dim,
+                 "hidden": list(sac.cfg.actor_hidden), "info": json.dumps({**info, **extra,
+                                                                           "steps_done": done_steps})}
+        torch.save(state, f"{path}.tmp")
+        os.replace(f"{path}.tmp", path)
+
+    every = max(1, steps // 10)
+
+    def on_step(t: int, sac) -> None:
+        if (t + 1) % every == 0 and t + 1 < steps:
+            save(sac, t + 1, {"partial": True})
+
+    sac, _, returns = train_sac(env, steps, random_steps, seed, f"expert {env_id}", progress, on_step)
+    res = evaluate(sac, task.make_env(), task, eval_episodes, seed=10_000)
+    extra = {"train_return_last10": float(np.mean(returns[-10:])) if returns else None,
+             "eval_return_mean": res["return_mean"], "eval_return_std": res["return_std"],
+             "eval_episodes": eval_episodes, "wall_s": round(time.perf_counter() - t0, 1)}
+    save(sac, steps, extra)
+    return {**info, **extra}
+
+
+def load_expert(env_id: str, path: str | None = None):
+    """The saved expert actor (a ``TanhGaussianPolicy``) and its summary; weights only, no unpickling."""
+    from algorithms.base import UserError
+    from algorithms.networks import TanhGaussianPolicy
+
+    path = path or expert_path(env_id)
+    if not os.path.isfile(path):
+        raise UserError(f"no expert policy for {env_id} at {path}: run `awac-bench data expert --env {env_id}`")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    actor = TanhGaussianPolicy(state["obs_dim"], state["act_dim"], state["hidden"])
+    actor.load_state_dict(state["actor"])
+    actor.requires_grad_(False)
+    return actor, json.loads(state["info"])

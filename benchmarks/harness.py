@@ -18,6 +18,7 @@ import dataclasses
 import os
 import random
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ import torch
 import algorithms
 from algorithms.base import UserError
 from benchmarks.buffer import ReplayBuffer
+from benchmarks.data import portable_path
 from benchmarks.results import RunWriter
 from benchmarks.tasks import Task, get_task
 
@@ -61,7 +63,8 @@ class RunSpec:
     def run_id(self) -> str:
         preset = f"-{self.algo_preset}" if self.algo_preset else ""
         bf16 = "-bf16" if self.bf16 else ""  # different numbers: never mistaken for the float32 run
-        return f"{self.algo}{preset}{bf16}__{self.task}__s{self.seed}"
+        task = self.task.replace("/", "-")  # a Minari id (mujoco/hopper/medium-v0) names one directory
+        return f"{self.algo}{preset}{bf16}__{task}__s{self.seed}"
 
     def validate(self) -> None:
         for k in ("offline_steps", "online_steps"):
@@ -104,22 +107,27 @@ def collect(env, algo, buffer: ReplayBuffer, ep: Episode, n: int) -> None:
 
 def evaluate(algo, env, task: Task, episodes: int, seed: int) -> dict[str, float]:
     """Deterministic-policy returns on ``episodes`` episodes of a separate env (seeded per evaluation)."""
-    returns, successes = [], []
+    returns, successes, finals = [], [], []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
-        total, n_success, done = 0.0, 0, False
+        total, n_success, done, at_goal = 0.0, 0, False, False
         while not done:
             act = algo.act(obs[None], deterministic=True)[0]
             obs, rew, term, trunc, info = env.step(act)
             total += float(rew)
-            n_success += int(bool(info.get("success", False)))
+            at_goal = bool(info.get("success", False))
+            n_success += int(at_goal)
             done = term or trunc
         returns.append(total)
         if task.success_min_steps is not None:
             successes.append(float(n_success > task.success_min_steps))
+            finals.append(float(at_goal))
     ret_mean = float(np.mean(returns))
     sr = float(np.mean(successes)) if successes else None
+    # success_rate: DAPG's rule (goal achieved in > success_min_steps steps); success_final: at the goal on
+    # the episode's last step
     return {"return_mean": ret_mean, "return_std": float(np.std(returns)), "success_rate": sr,
+            "success_final": float(np.mean(finals)) if finals else None,
             "normalized_score": task.normalized_score(ret_mean, sr)}
 
 
@@ -153,8 +161,18 @@ def prepare(spec: RunSpec):
     cfg = algorithms.resolve_config(spec.algo, preset, spec.overrides)
     env = task.make_env()
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    ds = task.load_dataset(obs_dim, act_dim)
+    # the env's own action space: when make_env rescaled it to [-1, 1], the dataset's actions are mapped too
+    ds = task.load_dataset(obs_dim, act_dim, env.unwrapped.action_space)
     return task, cls, preset, cfg, env, ds
+
+
+def planned_updates(spec: RunSpec, algo) -> int:
+    """Gradient steps a run will take: the offline steps plus, if the algorithm learns online, one block of
+    ``rhythm[1] * utd`` updates per collection of ``rhythm[0]`` environment steps (the last one partial)."""
+    if not algo.learns_online or spec.online_steps == 0:
+        return spec.offline_steps
+    n_collect, n_update = algo.online_rhythm()
+    return spec.offline_steps + -(-spec.online_steps // max(1, n_collect)) * n_update * spec.utd
 
 
 def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
@@ -167,11 +185,16 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
     algo = cls(obs_dim, act_dim, cfg, device=device)
     algo.set_speed_options(bf16=spec.bf16, compile=spec.compile, cuda_graphs=spec.cuda_graphs)
     eval_env = task.make_env()
+    # e.g. a budget that ends inside BEAR's warm-up; printed (sweep workers silence ``warnings``) and recorded
+    budget_warnings = [str(w) for w in algo.budget_warnings(planned_updates(spec, algo))]
+    for msg in budget_warnings:
+        print(f"warning: {spec.run_id}: {msg}", file=sys.stderr, flush=True)
 
     buffer = ReplayBuffer(obs_dim, act_dim, algo.buffer_capacity(len(ds), spec.online_steps), device,
                           seed=spec.seed, with_returns=algo.needs_returns)
     buffer.add_many(ds.obs, ds.act, ds.rew, ds.next_obs, ds.done, ds.timeout)
-    buffer.n_offline = len(ds)
+    if buffer.size < buffer.capacity:  # prior data stays for the whole run (AWAC paper Sec. 5); the FIFO
+        buffer.protect()               # of a capacity-limited algorithm (AWR) cycles over online rows only
 
     # fixed diagnostic batch from the offline data, with Monte-Carlo returns for the Q-estimate check
     gamma = float(getattr(cfg, "gamma", 0.99))
@@ -183,8 +206,12 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
 
     run_dir = os.path.join(out_dir, "runs", spec.run_id)
     config = {**dataclasses.asdict(spec), "run_id": spec.run_id, "algo_preset_resolved": preset,
-              "algo_config": cfg.to_dict(), "task_env_id": task.env_id, "dataset_path": task.dataset_path,
-              "dataset_rows": len(ds), "dataset_sha256": ds.checksum(), "gamma": gamma}
+              "algo_config": cfg.to_dict(), "task_env_id": task.env_id,
+              # paths relative to the project root (or ~/...), never this machine's absolute prefix
+              "dataset": portable_path(spec.dataset), "dataset_path": portable_path(task.dataset_path),
+              "action_scale": ds.action_scale,
+              "dataset_rows": len(ds), "dataset_sha256": ds.checksum(), "gamma": gamma,
+              "warnings": budget_warnings}
     writer = RunWriter(run_dir, config)
     t0 = time.perf_counter()
     base = {"run_id": spec.run_id, "algo": spec.algo, "task": task.name, "seed": spec.seed}

@@ -22,7 +22,7 @@ import subprocess
 from typing import Any
 
 EVAL_COLUMNS = ["run_id", "algo", "task", "seed", "phase", "grad_step", "env_step", "return_mean",
-                "return_std", "normalized_score", "success_rate", "wall_s"]
+                "return_std", "normalized_score", "success_rate", "success_final", "wall_s"]
 TRAIN_COLUMNS = ["run_id", "grad_step", "phase", "metric", "value"]
 
 
