@@ -164,6 +164,37 @@ def _data_section(results: Results, flagged: dict[str, list[str]] | None = None)
     ]
 
 
+def _success_section(results: Results) -> list[str]:
+    """Both readings of success on the tasks that have one: DAPG's rule (the figures' score) and the
+    fraction of episodes at the goal on their last step; mean over seeds at the switch and at the end."""
+    ev = results.evals
+    if "success_final" not in ev or ev["success_final"].isna().all():
+        return []
+    ev = ev[ev["success_final"].notna()]
+    last = ev.sort_values(["run_id", "phase", "env_step", "grad_step"]).groupby(["run_id", "phase"]).tail(1)
+    cells = {}
+    for (task, algo), g in last.groupby(["task", "algo"]):
+        parts = []
+        for phase in ("offline", "online"):
+            p = g[g["phase"] == phase]
+            if len(p):
+                parts.append(f"{100 * p['success_rate'].mean():.0f} / {100 * p['success_final'].mean():.0f}")
+        cells.setdefault(task, {})[algo] = " → ".join(parts)
+    table = pd.DataFrame(cells).T
+    table = table[order_algos(table.columns)].fillna("")
+    return [
+        "## Success: two readings",
+        "",
+        "Per task with a success notion, `rule / final` in percent, at the switch → at the last online "
+        "evaluation (mean over seeds): *rule* is DAPG's `evaluate_success` (goal reached in more than 20 steps "
+        "for pen, 25 for door and relocate; the score in every table and figure above), *final* the fraction "
+        "of evaluation episodes at the goal on their last step.",
+        "",
+        tables.to_markdown(table.rename(columns=display_name), "Task"),
+        "",
+    ]
+
+
 def _metric_definitions(metrics: pd.DataFrame) -> list[str]:
     """Bullets defining every column of the metrics table, with the window and threshold actually used."""
     windows = metrics["window"].unique() if len(metrics) else []
@@ -227,6 +258,7 @@ def render_report(
         "0-100 tasks both ran on, with a stratified bootstrap 95% CI.",
         "",
         tables.improvement_markdown(poi, REFERENCE),
+        *_success_section(results),
         "## Figures",
         "",
     ]

@@ -8,7 +8,7 @@
   the whole 8k-update budget, so BEAR would never act as BEAR. 2k is the default scaled to the budget:
   the default leaves the last 5k of the paper's 25k hand offline steps to Q maximisation, 2k leaves
   half of the 4k offline steps and all of the online phase. Recorded in every BEAR run's config.json.
-  (``smoke`` keeps the defaults; its BEAR run is flagged as never leaving the warm-up.)
+  ``smoke`` shortens it to 50 of its 100 + 100 updates for the same reason.
 * ``paper``: the AWAC paper's protocol (Sec. 5): offline pretraining steps per task family as in
   rlkit's launchers, ``trainer_kwargs.q_num_pretrain2_steps`` = 25000 in examples/awac/hand/awac1.py and
   50000 in examples/awac/mujoco/awac1.py (``offline_steps_by_family``); online up to 500k-1M environment
@@ -22,15 +22,16 @@ from algorithms.base import UserError
 from benchmarks.harness import RunSpec
 
 # Quick preset: AWAC at batch 256 instead of 1024 (4x cheaper per update) so that the grid fits a laptop;
-# the deviation is recorded in every run's config.json.
 # BEAR: warm-up scaled to the 4k + 4k budget (module docstring); the default 20k would outlast it.
+# Every deviation is recorded in the run's config.json.
 QUICK_OVERRIDES: dict[str, dict] = {"awac": {"batch_size": 256}, "bear": {"warmup_steps": 2_000}}
+SMOKE_OVERRIDES: dict[str, dict] = {"bear": {"warmup_steps": 50}}
 
 PRESETS = {
-    "smoke": dict(tasks=["pen-binary-human"], seeds=[0],
+    "smoke": dict(tasks=["pen-binary-human"], seeds=[0], overrides=SMOKE_OVERRIDES,
                   spec=dict(offline_steps=100, online_steps=100, eval_every=50, eval_every_offline=50,
                             eval_episodes=1, log_every=25)),
-    "quick": dict(tasks=["pen-binary", "halfcheetah-awac"], seeds=[0, 1, 2],
+    "quick": dict(tasks=["pen-binary", "halfcheetah-awac"], seeds=[0, 1, 2], overrides=QUICK_OVERRIDES,
                   spec=dict(offline_steps=4_000, online_steps=4_000, eval_every=500, eval_every_offline=1_000,
                             eval_episodes=5, log_every=250)),
     "paper": dict(tasks=["pen-binary", "door-binary", "relocate-binary", "halfcheetah-awac", "hopper-awac",
@@ -59,7 +60,7 @@ def grid(preset: str, algos: list[str] | None = None, tasks: list[str] | None = 
             spec["offline_steps"] = by_family[_family(task)]
         for algo in algos:
             for seed in seeds if seeds is not None else p["seeds"]:
-                ov = dict(QUICK_OVERRIDES.get(algo, {})) if preset == "quick" else {}
+                ov = dict(p.get("overrides", {}).get(algo, {}))
                 ov.update(overrides or {})
                 specs.append(RunSpec(algo=algo, task=task, seed=seed, device=device, overrides=ov, **spec))
     return specs

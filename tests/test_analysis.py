@@ -409,7 +409,30 @@ def test_make_report_writes_everything(results_dir, capsys):
         assert (results_dir / "tables" / name).is_file()
     assert "→" in text and "last observation carried forward" in text and "bootstrap" in text
     assert "success rate" in text and "BEAR on `pen-binary`" in text and "`bc-pen-binary-s2`" in text
+    assert "## Success: two readings" in text and "| pen-binary |" in text.split("two readings")[1]
     assert str(report) in capsys.readouterr().out
+
+
+def test_success_section_known_answer():
+    """rule / final in percent, mean over seeds of each run's last evaluation per phase."""
+    from types import SimpleNamespace
+
+    from analysis.report import _success_section
+
+    rows = []
+    for seed, (off, on, fin) in enumerate([(0.4, 0.6, 0.2), (0.6, 1.0, 0.6)]):
+        rid = f"awac-pen-{seed}"
+        rows += [dict(run_id=rid, task="pen", algo="awac", phase="offline", env_step=0, grad_step=5,
+                      success_rate=0.0, success_final=0.0),
+                 dict(run_id=rid, task="pen", algo="awac", phase="offline", env_step=0, grad_step=10,
+                      success_rate=off, success_final=off / 2),
+                 dict(run_id=rid, task="pen", algo="awac", phase="online", env_step=100, grad_step=110,
+                      success_rate=on, success_final=fin)]
+    rows.append(dict(run_id="x", task="cheetah", algo="awac", phase="online", env_step=100, grad_step=1,
+                     success_rate=np.nan, success_final=np.nan))
+    lines = _success_section(SimpleNamespace(evals=pd.DataFrame(rows)))
+    assert "| pen | 50 / 25 → 80 / 40 |" in "\n".join(lines) and "cheetah" not in "\n".join(lines)
+    assert _success_section(SimpleNamespace(evals=pd.DataFrame(rows[-1:]))) == []
 
 
 def test_make_report_out_dir_and_offline_only_runs(tmp_path, monkeypatch):

@@ -79,15 +79,14 @@ def test_bear_budget_inside_the_warmup_is_flagged(tmp_path, capsys):
 
 
 def test_presets_give_bear_a_budget_past_its_warmup():
-    from benchmarks.presets import grid
+    from benchmarks.presets import PRESETS, grid
 
-    for spec in grid("quick", algos=["bear"], tasks=["pen-binary-human"], seeds=[0]):
-        algo = algorithms.make("bear", 3, 2, overrides={**SMALL_BEAR, **spec.overrides})
-        assert spec.overrides["warmup_steps"] == 2_000
-        assert algo.budget_warnings(planned_updates(spec, algo)) == []
-    (smoke,) = grid("smoke", algos=["bear"], tasks=["pen-binary-human"], seeds=[0])
-    algo = algorithms.make("bear", 3, 2, overrides={**SMALL_BEAR, **smoke.overrides})
-    assert algo.budget_warnings(planned_updates(smoke, algo))  # smoke: flagged (warned), by design
+    for preset in PRESETS:
+        for spec in grid(preset, algos=["bear"], tasks=["pen-binary-human"], seeds=[0]):
+            algo = algorithms.make("bear", 3, 2, overrides={**SMALL_BEAR, **spec.overrides})
+            assert algo.budget_warnings(planned_updates(spec, algo)) == [], preset
+    (quick,) = grid("quick", algos=["bear"], tasks=["pen-binary-human"], seeds=[0])
+    assert quick.overrides["warmup_steps"] == 2_000
 
 
 def test_report_marks_flagged_runs(tmp_path, monkeypatch):
