@@ -21,6 +21,7 @@ install: $(STAMP)
 # a fresh run of the quick preset into results/bench (rerunning resumes it); the stored results/quick
 # stay as committed: copy results/bench over them to update the stored results.
 bench: $(STAMP)
+	$(BIN)/awac-bench data prepare --preset quick --workers $(WORKERS)
 	$(BIN)/awac-bench sweep --preset quick --out $(BENCH_OUT) --workers $(WORKERS)
 	$(BIN)/awac-bench plots $(BENCH_OUT)
 

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--random-steps", type=int)
     g.add_argument("--seed", type=int)
     g.add_argument("--out", help="output file (default: the task's dataset path, and the manifest is updated)")
+    pr = dsub.add_parser("prepare", help="generate the missing datasets of a preset's tasks, in parallel")
+    pr.add_argument("--preset", required=True)
+    pr.add_argument("--workers", type=int, default=1)
     e = dsub.add_parser("expert", help="train the suite's SAC on a gymnasium MuJoCo env as a data-generating expert")
     e.add_argument("--env", required=True, help="gymnasium env id, e.g. HalfCheetah-v5")
     e.add_argument("--steps", type=int, default=200_000)
@@ -163,6 +166,14 @@ def cmd_data(a) -> int:
         info = generate.train_expert(a.env, a.steps, a.random_steps, a.seed, a.out)
         print(f"expert {a.env}: eval return {info['eval_return_mean']:.1f} +- {info['eval_return_std']:.1f} "
               f"({info['eval_episodes']} episodes), {info['wall_s']:.0f} s")
+        return 0
+    if a.data_cmd == "prepare":
+        from benchmarks.presets import PRESETS
+        from benchmarks.tasks import ensure_generated_many
+
+        if a.preset not in PRESETS:
+            raise UserError(f"unknown preset '{a.preset}' (known: {', '.join(PRESETS)})")
+        ensure_generated_many(PRESETS[a.preset]["tasks"], a.workers)
         return 0
     if a.data_cmd == "generate" and a.task in TASKS and TASKS[a.task].recipe is not None:
         from benchmarks import priordata

@@ -245,6 +245,31 @@ def ensure_generated(task: Task, progress: bool = True) -> str:
     return task.dataset_path
 
 
+def _ensure_by_name(name: str) -> str:
+    return ensure_generated(TASKS[name], progress=False)
+
+
+def ensure_generated_many(names: list[str], workers: int = 1) -> None:
+    """Generate the missing datasets of several recipe tasks, one process per task (up to ``workers``)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    import sys
+
+    todo = [n for n in dict.fromkeys(names) if n in TASKS and TASKS[n].recipe is not None
+            and not os.path.exists(TASKS[n].dataset_path)]
+    if not todo:
+        return
+    print(f"generating prior data for {', '.join(todo)} ({min(workers, len(todo))} process(es); "
+          "a few minutes each) ...", file=sys.stderr)
+    if workers <= 1 or len(todo) == 1:
+        for n in todo:
+            ensure_generated(TASKS[n])
+        return
+    with cf.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
+        for path in pool.map(_ensure_by_name, todo):
+            print(f"  wrote {path}", file=sys.stderr)
+
+
 def get_task(name: str, dataset: str | None = None, env_id: str | None = None) -> Task:
     """A registered task (optionally with another dataset file), or ``custom`` from --dataset/--env."""
     if name == "custom":
