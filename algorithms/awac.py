@@ -22,10 +22,6 @@ Targets: Polyak averaging with tau after every step. Adam for both; L2 weight de
 The critic and actor losses are computed from the same forward pass before either step, as in rlkit.
 The two losses share no parameters (y and the weights w carry no gradient), so one backward pass of
 their sum gives each network exactly its own loss's gradient (one autograd traversal instead of two).
-In float32 eager mode (the default) that backward pass is written out by hand instead
-(``_update_manual``: dL_Q/dQ_j = 2 (Q_j - y) / B and the weighted likelihood's gradient, see
-``TwinQ.mse_backward`` and ``GaussianPolicy.weighted_nll_backward``); ``losses`` is the same rule
-through autograd, run under bf16 autocast and ``--compile``, and tests check that both agree.
 
 Temperature: the paper (Appendix, hyperparameters) gives lambda = 1.0; the code that produced its
 MuJoCo curves sweeps ``trainer_kwargs.beta: [2]``. The default here is the code's beta = 2 because the
@@ -132,14 +128,11 @@ class AWAC(Algorithm):
         shape, dev = batch.act.shape, batch.act.device
         next_noise = torch.randn(shape, device=dev)
         v_noise = None if c.v_from_mean else torch.randn(shape, device=dev)
-        args = (batch.obs, batch.act, batch.rew, batch.next_obs, batch.done, next_noise, v_noise)
-        if self.manual_gradients(self.actor._layers, *self.critic._layers):
-            stats = self._update_manual(*args)
-        else:
-            critic_loss, actor_loss, stats = self.losses(*args)
-            self.critic_opt.zero_grad(set_to_none=True)
-            self.actor_opt.zero_grad(set_to_none=True)
-            (critic_loss + actor_loss).backward()  # disjoint parameters: each gets its own loss's gradient
+        critic_loss, actor_loss, stats = self.losses(batch.obs, batch.act, batch.rew, batch.next_obs, batch.done,
+                                                     next_noise, v_noise)
+        self.critic_opt.zero_grad(set_to_none=True)
+        self.actor_opt.zero_grad(set_to_none=True)
+        (critic_loss + actor_loss).backward()  # disjoint parameters: each gets its own loss's gradient
         self.critic_opt.step()
         self.actor_opt.step()
         soft_update(self.critic_target, self.critic, c.tau)
@@ -182,17 +175,6 @@ class AWAC(Algorithm):
         return torch.stack([critic_loss.detach(), actor_loss.detach(), q1.detach().mean(),
                             adv.mean(),  # before the clip
                             weights.max(), weights.std(), log_std.detach().mean()])
-
-    @torch.no_grad()
-    def _update_manual(self, obs, act, rew, next_obs, done, next_noise, v_noise) -> torch.Tensor:
-        """``losses`` and the backward pass of their sum, with the gradients written out (float32 eager)."""
-        y = self.critic_target_y(rew, next_obs, done, next_noise)
-        q1, q2, q_kept = self.critic.forward_keep(obs, act)
-        mean, log_std, pi_kept = self.actor.forward_keep(obs)
-        adv, weights = self.advantages(obs, q1, q2, mean, log_std, v_noise)
-        critic_loss = self.critic.mse_backward(q_kept, q1, q2, y)
-        logp = self.actor.weighted_nll_backward(pi_kept, mean, log_std, act, weights)
-        return self._stats(critic_loss, -(weights * logp).mean(), q1, adv, weights, log_std)
 
     @staticmethod
     def advantage_weights(adv: torch.Tensor, beta: float, adv_clip: float | None = None) -> torch.Tensor:

@@ -34,14 +34,6 @@ One iteration of the code (``AWRAgent._update``), as driven by this benchmark's 
    where pi(.|s) = N(mu(s), action_std^2 I) with a *fixed* std, and viol_j is how far mu_j(s) lies
    outside the action bounds [-1, 1] (``_action_bound_loss``, weight ``_actor_bound_loss_weight``).
 
-Both losses have a closed-form gradient with respect to the network's output, which the float32 eager
-update writes down and backpropagates by hand (``networks.mlp_backward``; for these small networks an
-autograd step is mostly bookkeeping). Over a minibatch of B rows (sigma = action_std, lambda_b = 10):
-       dL_V / dV_n(s_i)    = (V_n(s_i) - R_i / c) / B
-       dL_pi / dmu_ij(s_i) = ( -w_i (a_ij - mu_ij) / sigma^2 + lambda_b sign(mu_ij) viol_ij ) / B
-``value_loss`` and ``policy_loss`` are the same rule through autograd: used under bf16 autocast and
-``--compile``, and by the tests, which check that both give the same gradients.
-
 Both networks see observations normalised by a running mean/std (``util/normalizer.py``, std floored
 at 0.01) that records states until ``normalizer_samples`` have been seen. Both are optimised with
 plain SGD with momentum (``tf.train.MomentumOptimizer``, same update rule as ``torch.optim.SGD``).
@@ -90,17 +82,7 @@ from torch import nn
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, UserError
-from algorithms.networks import (
-    LOG_2PI,
-    diag_gaussian_log_prob,
-    f32,
-    gaussian_action,
-    make_sgd,
-    mlp,
-    mlp_backward,
-    mlp_forward_keep,
-    relu_mlp_layers,
-)
+from algorithms.networks import ReLUMLP, diag_gaussian_log_prob, f32, gaussian_action, make_sgd, mlp
 
 _CHUNK = 1 << 16  # rows per forward pass when evaluating V over the whole buffer
 
@@ -177,18 +159,18 @@ class FixedStdGaussianPolicy(nn.Module):
         layers: list[nn.Module] = []
         last = obs_dim
         for h in hidden:
-            layers += [nn.Linear(last, h), nn.ReLU(inplace=True)]  # in place: a Linear's backward needs no output
+            layers += [nn.Linear(last, h), nn.ReLU(inplace=True)]
             last = h
-        self.trunk = nn.Sequential(*layers)
-        _xavier_(self.trunk)
-        self.mean_head = nn.Linear(last, act_dim)
-        nn.init.uniform_(self.mean_head.weight, -init_output_scale, init_output_scale)
-        nn.init.zeros_(self.mean_head.bias)
+        _xavier_(nn.Sequential(*layers))
+        mean_head = nn.Linear(last, act_dim)
+        nn.init.uniform_(mean_head.weight, -init_output_scale, init_output_scale)
+        nn.init.zeros_(mean_head.bias)
+        self.net = ReLUMLP(*layers, mean_head)  # (built in this order to keep the draws of the original code)
         self.register_buffer("log_std", torch.full((act_dim,), math.log(action_std)))
 
     def forward(self, obs_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log_std) for normalised observations; log_std broadcasts against mean."""
-        return f32(self.mean_head(self.trunk(obs_n))), self.log_std  # float32 even under bf16 autocast
+        return f32(self.net(obs_n)), self.log_std  # float32 even under bf16 autocast
 
 
 class RunningNormalizer(nn.Module):
@@ -315,9 +297,6 @@ class AWR(Algorithm):
         self.actor_opt = make_sgd(self.actor, c.actor_lr, c.actor_momentum)
         self.critic_opt = make_sgd(self.critic, c.critic_lr, c.critic_momentum)
         self.value_scale = 1.0 / (1.0 - c.gamma)  # the code's fixed value normalizer std
-        # the Linear layers, for the hand-written gradients (None: a structure they do not cover)
-        self._critic_layers = relu_mlp_layers(self.critic)
-        self._actor_layers = relu_mlp_layers(self.actor.trunk, self.actor.mean_head)  # forward: the two in turn
 
         self._buffer = None          # the buffer seen by the last prepare_updates
         self._block_pos = 0          # position inside the current block of updates
@@ -410,17 +389,9 @@ class AWR(Algorithm):
     compilable = ("value_loss", "policy_loss")
 
     def _value_step(self, batch: Batch) -> dict[str, float]:
-        layers = self._critic_layers
-        if self.manual_gradients(layers):
-            with torch.no_grad():
-                v_n, inputs = mlp_forward_keep(layers, self.obs_norm(batch.obs))
-                err = v_n.squeeze(-1) - batch.ret / self.value_scale
-                mlp_backward(layers, inputs, (err * (1.0 / err.shape[0])).unsqueeze(-1))  # dL_V/dV_n
-                stats = torch.stack([0.5 * err.square().mean(), v_n.mean() * self.value_scale, batch.ret.mean()])
-        else:
-            loss, stats = self.value_loss(batch.obs, batch.ret)
-            self.critic_opt.zero_grad(set_to_none=True)
-            loss.backward()
+        loss, stats = self.value_loss(batch.obs, batch.ret)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
         self.critic_opt.step()
         return dict(zip(("critic_loss", "v_mean", "ret_mean"), stats.tolist(), strict=True))
 
@@ -439,25 +410,9 @@ class AWR(Algorithm):
         return raw_w.clamp(max=c.weight_clip), raw_w
 
     def _policy_step(self, batch: Batch) -> dict[str, float]:
-        c, layers = self.cfg, self._actor_layers
-        if self.manual_gradients(layers):
-            with torch.no_grad():
-                weights, raw_w = self._weights(batch.adv, self._adv_stats)
-                mean, inputs = mlp_forward_keep(layers, self.obs_norm(batch.obs))
-                log_std = self.actor.log_std
-                inv_var = torch.exp(-2.0 * log_std)
-                diff = batch.act - mean
-                viol = (mean.abs() - 1.0).clamp(min=0)
-                grad = (c.action_bound_weight * viol * mean.sign() - weights.unsqueeze(-1) * diff * inv_var)
-                mlp_backward(layers, inputs, grad * (1.0 / mean.shape[0]))  # dL_pi/dmu
-                logp = (-0.5 * diff.square() * inv_var - log_std - 0.5 * LOG_2PI).sum(-1)
-                bound = 0.5 * viol.square().sum(-1).mean()
-                loss = -(weights * logp).mean() + c.action_bound_weight * bound
-                stats = self._policy_stats(loss, bound, batch.adv, self._adv_stats, weights, raw_w)
-        else:
-            loss, stats = self.policy_loss(batch.obs, batch.act, batch.adv, self._adv_stats)
-            self.actor_opt.zero_grad(set_to_none=True)
-            loss.backward()
+        loss, stats = self.policy_loss(batch.obs, batch.act, batch.adv, self._adv_stats)
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
         self.actor_opt.step()
         keys = ("actor_loss", "bound_loss", "adv_mean", "adv_std", "weight_mean", "weight_max",
                 "clipped_fraction")
@@ -502,8 +457,12 @@ class AWR(Algorithm):
         return {"_awr_adv_stats": self._adv_stats.clone(), "_awr_block_pos": self._block_pos,
                 "_awr_seen": self._seen}
 
+    def on_resume(self, buffer) -> None:
+        self._buffer = buffer  # a checkpoint taken inside a block continues that block on this buffer
+
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if "_awr_adv_stats" in state:
             self._adv_stats = state["_awr_adv_stats"].to(self.device)
         self._block_pos = int(state.get("_awr_block_pos", 0))
-        self._seen = state.get("_awr_seen")
+        seen = state.get("_awr_seen")
+        self._seen = None if seen is None else (int(seen[0]), int(seen[1]))

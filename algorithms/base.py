@@ -150,11 +150,6 @@ class Algorithm:
         self.grad_steps = 0
         self.bf16 = False
         self.compiled = False  # set_speed_options(compile=True or cuda_graphs=True)
-        # Hand-written gradients (``networks.mlp_backward``) in float32 eager mode. Set False to run every
-        # update through autograd, e.g. to debug with hooks or anomaly detection: the hand-written path reads
-        # the networks' Linear layers directly, so it ignores module hooks and parameters frozen after
-        # construction.
-        self.allow_manual_gradients = True
 
     # -- speed options (opt-in) -----------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -162,17 +157,6 @@ class Algorithm:
         if not self.bf16:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
-
-    def manual_gradients(self, *layers: list | None) -> bool:
-        """Whether an update may use its hand-written gradients (``networks.mlp_backward``) through the
-        networks whose ``relu_mlp_layers`` are given (None: a structure they do not cover). That is the
-        float32 eager default. bf16 autocast and ``torch.compile`` run the loss methods through autograd
-        (unless every compiled method fell back to eager, when the hand-written path is the faster eager one)."""
-        if not self.allow_manual_gradients or self.bf16 or any(ls is None for ls in layers):
-            return False
-        if self.compiled:
-            return all(getattr(getattr(self, n), "failed", False) for n in self.compilable)
-        return True
 
     def set_speed_options(self, bf16: bool = False, compile: bool = False, cuda_graphs: bool = False) -> None:
         """bf16: bfloat16 autocast. compile: torch.compile the loss methods (``compilable``), falling back
@@ -219,6 +203,10 @@ class Algorithm:
     def on_phase_switch(self, buffer) -> None:  # noqa: B027 - optional hook
         """Called once between the offline and the online phase."""
 
+    def on_resume(self, buffer) -> None:  # noqa: B027 - optional hook
+        """Called when a run continues from a checkpoint, after ``load_state_dict`` and the buffer's restore
+        (e.g. AWR re-attaches the buffer it refreshes its returns in)."""
+
     # -- what every algorithm implements ----------------------------------------------------
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         raise NotImplementedError
@@ -263,7 +251,9 @@ class Algorithm:
         torch.save(self.state_dict(), path)
 
     def load(self, path: str) -> None:
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+        """Load a state written by ``save``. Only tensors, numbers, strings and containers are read
+        (``weights_only=True``): a file from elsewhere cannot run code when it is loaded."""
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
 
     # -- helpers shared by subclasses ---------------------------------------------------------
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:

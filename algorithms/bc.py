@@ -3,11 +3,9 @@
     L = -mean_B log pi(a|s)
 
 The policy is the same Gaussian as AWAC's (rlkit's ``GaussianPolicy``, tanh mean, state-independent
-log-std), trained as rlkit's ``AWACTrainer.run_bc_batch`` does (the float32 eager update writes the gradient
-down by hand, ``GaussianPolicy.weighted_nll_backward``; tests check it against autograd's). By default
-BC does not learn online:
-the paper draws it as a flat line after the switch. ``learn_online=True`` keeps cloning the growing
-buffer (online data included).
+log-std), trained as rlkit's ``AWACTrainer.run_bc_batch`` does. ``bc_loss`` is the rule; SACfD-prior's warm
+start uses it too. By default BC does not learn online: the paper draws it as a flat line after the
+switch. ``learn_online=True`` keeps cloning the growing buffer (online data included).
 """
 
 from __future__ import annotations
@@ -20,6 +18,11 @@ import torch
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config
 from algorithms.networks import GaussianPolicy, gaussian_action, make_adam
+
+
+def bc_loss(policy, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """L = -mean_B log pi(a|s): maximum likelihood of the dataset's actions under ``policy.log_prob``."""
+    return -policy.log_prob(obs, act).mean()
 
 
 @dataclass
@@ -57,17 +60,12 @@ class BC(Algorithm):
 
     def loss(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         with self.autocast():
-            return -self.actor.log_prob(obs, act).mean()
+            return bc_loss(self.actor, obs, act)
 
     def update(self, batch: Batch) -> dict[str, float]:
-        if self.manual_gradients(self.actor._layers):  # float32 eager: L's gradient by hand
-            with torch.no_grad():
-                mean, log_std, kept = self.actor.forward_keep(batch.obs)
-                loss = -self.actor.weighted_nll_backward(kept, mean, log_std, batch.act, None).mean()
-        else:
-            loss = self.loss(batch.obs, batch.act)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+        loss = self.loss(batch.obs, batch.act)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
         self.opt.step()
         self.grad_steps += 1
         return {"bc_loss": loss.item()}

@@ -163,12 +163,8 @@ class ConditionalVAE(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], latent_dim: int,
                  log_std_min: float, log_std_max: float, latent_clip: float):
         super().__init__()
-        self.encoder = nn.Sequential(mlp(obs_dim + act_dim, hidden[:-1], hidden[-1]), nn.ReLU(),
-                                     nn.Linear(hidden[-1], 2 * latent_dim))
+        self.encoder = mlp(obs_dim + act_dim, hidden, 2 * latent_dim)
         self.decoder = mlp(obs_dim + latent_dim, hidden, act_dim)
-        for m in (*self.encoder.modules(), *self.decoder.modules()):
-            if isinstance(m, nn.ReLU):
-                m.inplace = True  # Linear's backward needs its input, not its output: saves a buffer
         self.latent_dim = latent_dim
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
         self.latent_clip = latent_clip

@@ -18,14 +18,9 @@ The critic is stepped first and the actor then uses the updated critic (CleanRL'
 temperature losses share no parameters (alpha enters the actor loss detached, log pi the alpha loss
 detached), so one backward pass of their sum gives each exactly its own gradient.
 
-In float32 eager mode (the default) the SAC steps write their gradients down by hand (``_update_manual``):
-dL_Q/dQ_j = 2 (Q_j - y) / B; for the actor, dL_pi/da~ = -dmin_j Q_j/da~ / B (backpropagated through the
-frozen critic, ``TwinQ.min_q_action_grad``) and dL_pi/dlog pi = alpha / B, taken through the
-reparameterisation by ``TanhGaussianPolicy.rsample_backward``; dL_alpha/dlog_alpha = -mean(log pi + H).
-``critic_loss`` and ``actor_loss`` are the same rule through autograd (bf16, ``--compile``); the BC warm
-start always runs ``bc_loss`` through autograd. Tests check that both paths agree. Both take the Gaussian
-term of log pi from eps itself rather than from (u - mu) / sigma, which would cancel terms of size 1 / sigma
-in float32 once the policy is nearly deterministic (``TanhGaussianPolicy._squashed_sample``).
+log pi takes its Gaussian term from the noise eps itself rather than from (u - mu) / sigma, which would
+cancel terms of size 1 / sigma in float32 once the policy is nearly deterministic
+(``networks.standard_gaussian_log_prob``). The BC warm start is BC's own loss (``bc.bc_loss``).
 """
 
 from __future__ import annotations
@@ -39,6 +34,7 @@ from torch.nn import functional as F
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config
+from algorithms.bc import bc_loss
 from algorithms.networks import TanhGaussianPolicy, TwinQ, flatten_parameters, make_adam, soft_update
 
 
@@ -95,8 +91,6 @@ class SAC(Algorithm):
         alpha = self.log_alpha.detach().exp()
 
         next_noise = torch.randn(batch.act.shape, device=batch.act.device)  # a' ~ pi(.|s')
-        if self.manual_gradients(self.actor._layers, *self.critic._layers):
-            return self._update_manual(batch, alpha, next_noise)
         critic_loss, q_mean = self.critic_loss(batch.obs, batch.act, batch.rew, batch.next_obs, batch.done,
                                                alpha, next_noise)
         self.critic_opt.zero_grad(set_to_none=True)
@@ -117,31 +111,6 @@ class SAC(Algorithm):
         soft_update(self.critic_target, self.critic, c.tau)
         self.grad_steps += 1
         stats = torch.stack([critic_loss.detach(), actor_loss.detach(), alpha[0], -logp.detach().mean(), q_mean])
-        return dict(zip(self.METRICS, stats.tolist(), strict=True))
-
-    @torch.no_grad()
-    def _update_manual(self, batch: Batch, alpha: torch.Tensor, next_noise: torch.Tensor) -> dict[str, float]:
-        """The steps of ``update`` with the gradients written out (see the module docstring)."""
-        c, obs = self.cfg, batch.obs
-        y = self.soft_target_y(batch.rew, batch.next_obs, batch.done, alpha, next_noise)
-        q1, q2, kept = self.critic.forward_keep(obs, batch.act)
-        critic_loss = self.critic.mse_backward(kept, q1, q2, y)
-        self.critic_opt.step()
-
-        pi_noise = torch.randn(batch.act.shape, device=batch.act.device)  # a~ ~ pi(.|s), reparameterised
-        pi_act, logp, pi_kept = self.actor.rsample_keep(obs, pi_noise)
-        q_pi, dq_da = self.critic.min_q_action_grad(obs, pi_act)  # the critic just stepped
-        inv_b = 1.0 / obs.shape[0]
-        # L_pi = mean_B[alpha log pi - min_j Q_j]: dL/da~ = -dQ/da~ / B, dL/dlog pi = alpha / B
-        self.actor.rsample_backward(pi_kept, pi_act, -dq_da * inv_b, (alpha * inv_b).expand_as(logp))
-        self.log_alpha.grad = -(logp + self.target_entropy).mean().reshape(1)
-        self.actor_opt.step()
-        self.alpha_opt.step()
-
-        soft_update(self.critic_target, self.critic, c.tau)
-        self.grad_steps += 1
-        actor_loss = (alpha * logp - q_pi).mean()
-        stats = torch.stack([critic_loss, actor_loss, alpha[0], -logp.mean(), q1.mean()])
         return dict(zip(self.METRICS, stats.tolist(), strict=True))
 
     @torch.no_grad()
@@ -168,7 +137,7 @@ class SAC(Algorithm):
 
     def bc_loss(self, obs, act):
         with self.autocast():
-            return -self.actor.log_prob(obs, act).mean()
+            return bc_loss(self.actor, obs, act)
 
     def _bc_update(self, batch: Batch) -> dict[str, float]:
         loss = self.bc_loss(batch.obs, batch.act)

@@ -238,8 +238,8 @@ def test_policy_step_normalises_over_buffer_and_clips():
     #             = -24.5 + 1.60944 - 0.91894 = -23.8095
     # actor loss = -mean(w * log pi) + 1.25 = 23.8095 * mean(w) + 1.25
     with torch.no_grad():
-        alg.actor.mean_head.weight.zero_()
-        alg.actor.mean_head.bias.fill_(1.5)
+        alg.actor.net[-1].weight.zero_()
+        alg.actor.net[-1].bias.fill_(1.5)
     order = buf.order()
     torch.testing.assert_close(buf.adv[order], torch.tensor(adv))  # A = R - V stored per row
     batch = Batch(buf.obs[order], buf.act[order], buf.rew[order], buf.next_obs[order], buf.done[order],

@@ -24,7 +24,7 @@ import algorithms
 from algorithms.awac import AWAC
 from algorithms.base import Batch
 from algorithms.bear import ConditionalVAE, critic_target, lagrange_loss
-from algorithms.networks import diag_gaussian_log_prob
+from algorithms.networks import ReLUMLP, diag_gaussian_log_prob
 from benchmarks import speed
 from benchmarks.buffer import ReplayBuffer
 
@@ -43,6 +43,8 @@ def plain(module: torch.nn.Module) -> torch.nn.Module:
     for sub in m.modules():
         if isinstance(sub, torch.nn.ReLU):
             sub.inplace = False
+        if isinstance(sub, ReLUMLP):
+            sub.fused_backward = False  # autograd node per layer
     return m
 
 
@@ -111,13 +113,10 @@ class Ref:
     pass
 
 
-@pytest.mark.parametrize("by_hand", [True, False], ids=["hand-written-gradients", "autograd"])
 @pytest.mark.parametrize("preset", [None, "hand"])
-def test_awac_matches_the_straightforward_update(preset, by_hand):
+def test_awac_matches_the_straightforward_update(preset):
     torch.manual_seed(0)
     algo = algorithms.make("awac", OBS, ACT, preset, overrides={"actor_hidden": (16, 16), "critic_hidden": (16, 16)})
-    if not by_hand:  # the autograd path (what bf16 autocast and --compile run)
-        algo.allow_manual_gradients = False
     c = algo.cfg
     r = Ref()
     r.actor, r.critic, r.critic_target = plain(algo.actor), plain(algo.critic), plain(algo.critic_target)
@@ -166,15 +165,12 @@ def sac_reference(r, c, b, target_entropy):
     return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item()}, g
 
 
-@pytest.mark.parametrize("by_hand", [True, False], ids=["hand-written-gradients", "autograd"])
-def test_sac_matches_the_straightforward_update(by_hand):
+def test_sac_matches_the_straightforward_update():
     torch.manual_seed(0)
     algo = algorithms.make("sacfd", OBS, ACT, overrides={"actor_hidden": (16, 16), "critic_hidden": (16, 16),
                                                          "bc_init_steps": 1})
     with torch.no_grad():  # the first log-std starts above its clamp at 2: its gradient must be zero
-        algo.actor.head.bias[ACT] = 3.0
-    if not by_hand:  # the autograd path (what bf16 autocast and --compile run)
-        algo.allow_manual_gradients = False
+        algo.actor.net[-1].bias[ACT] = 3.0
     c = algo.cfg
     r = Ref()
     r.actor, r.critic, r.critic_target = plain(algo.actor), plain(algo.critic), plain(algo.critic_target)
@@ -197,18 +193,15 @@ def test_sac_matches_the_straightforward_update(by_hand):
         for k in m_ref:
             assert m[k] == pytest.approx(m_ref[k], rel=1e-5, abs=1e-6), k
         close(grads(algo.critic, algo.actor) + [algo.log_alpha.grad], g_ref)
-    assert algo.actor.head.bias[ACT] > 2.0  # the clamp stayed active (its gradient was zero throughout)
+    assert algo.actor.net[-1].bias[ACT] > 2.0  # the clamp stayed active (its gradient was zero throughout)
     close(params(algo.actor, algo.critic, algo.critic_target), params(r.actor, r.critic, r.critic_target))
     torch.testing.assert_close(algo.log_alpha.detach(), r.log_alpha.detach(), **TOL)
 
 
 # -- BC ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("by_hand", [True, False], ids=["hand-written-gradients", "autograd"])
-def test_bc_matches_the_straightforward_update(by_hand):
+def test_bc_matches_the_straightforward_update():
     torch.manual_seed(0)
     algo = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16, 16)})
-    if not by_hand:  # the autograd path (what bf16 autocast and --compile run)
-        algo.allow_manual_gradients = False
     actor = plain(algo.actor)
     opt = adam(actor, algo.cfg.lr, algo.cfg.weight_decay)
     for step in range(4):
@@ -303,14 +296,11 @@ def test_bear_matches_the_straightforward_update():
 
 
 # -- AWR -----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("by_hand", [True, False], ids=["hand-written-gradients", "autograd"])
-def test_awr_steps_match_the_straightforward_ones(by_hand):
+def test_awr_steps_match_the_straightforward_ones():
     torch.manual_seed(0)
     algo = algorithms.make("awr", OBS, ACT, overrides={"actor_hidden": (16, 8), "critic_hidden": (16, 8)})
     with torch.no_grad():  # push some means outside [-1, 1] so the action-bound term has a gradient
-        algo.actor.mean_head.bias.copy_(torch.tensor([1.2, -1.1, 0.0]))
-    if not by_hand:  # the autograd path (what bf16 autocast and --compile run)
-        algo.allow_manual_gradients = False
+        algo.actor.net[-1].bias.copy_(torch.tensor([1.2, -1.1, 0.0]))
     c = algo.cfg
     actor, critic = plain(algo.actor), plain(algo.critic)
     a_opt = torch.optim.SGD(actor.parameters(), lr=c.actor_lr, momentum=c.actor_momentum)
@@ -429,7 +419,6 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
         m1 = [algo.update(batch(i))["bc_loss"] for i in range(3)]
     assert sum("torch.compile of bc.loss failed" in str(x.message) for x in w) == 1
     assert m1 == pytest.approx([ref.update(batch(i))["bc_loss"] for i in range(3)], rel=1e-6)
-    assert algo.manual_gradients()  # every compiled method fell back: the fast eager path again
 
 
 def test_bf16_autocast_is_opt_in_and_returns_float32():
