@@ -46,15 +46,13 @@ def make(name: str, obs_dim: int, act_dim: int, preset: str | None = None,
 
 
 def _load_all() -> None:
-    # Importing a module registers its algorithm. Keep this list in sync with the files in algorithms/.
+    """Import every module of this package: each algorithm file registers its class (``@register``), so a new
+    file is found without a list to keep in sync."""
     import importlib
+    import pkgutil
 
-    for mod in ("awac", "sac", "bc", "bear", "awr"):
-        try:
-            importlib.import_module(f"algorithms.{mod}")
-        except ModuleNotFoundError as e:  # a module not written yet
-            if e.name != f"algorithms.{mod}":
-                raise
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
 
 
 __all__ = ["Algorithm", "Batch", "Config", "UserError", "REGISTRY", "get", "make", "names", "register",

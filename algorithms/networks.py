@@ -423,20 +423,30 @@ class TwinQ(nn.Module):
 
 
 class GaussianPolicy(nn.Module):
-    """rlkit's AWAC policy: tanh mean, learned state-independent log-std squashed into [min, max]."""
+    """Tanh mean, learned state-independent log-std in [min, max]: rlkit's AWAC policy (``log_std_map="sigmoid"``:
+    log_std = min + sigmoid(w) (max - min)) or jaxrl's IQL policy (``"clip"``: log_std = clip(w, min, max),
+    ``policy.py`` NormalTanhPolicy with state_dependent_std=False, tanh_squash_distribution=False). w starts at 0
+    in both (rlkit ``ptu.zeros(action_dim)``, jaxrl ``nn.initializers.zeros``)."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int],
-                 min_log_std: float = -6.0, max_log_std: float = 0.0, rlkit_init: bool = False):
+                 min_log_std: float = -6.0, max_log_std: float = 0.0, rlkit_init: bool = False,
+                 log_std_map: str = "sigmoid"):
         super().__init__()
+        if log_std_map not in ("sigmoid", "clip"):
+            raise ValueError(f"log_std_map must be 'sigmoid' or 'clip', got {log_std_map!r}")
         self.net = mlp(obs_dim, hidden, act_dim)
-        self.log_std_logits = nn.Parameter(torch.zeros(act_dim))  # rlkit: ptu.zeros(action_dim)
+        self.log_std_logits = nn.Parameter(torch.zeros(act_dim))
         self.min_log_std, self.max_log_std = min_log_std, max_log_std
+        self.log_std_map = log_std_map
         if rlkit_init:
             rlkit_init_(self.net.linears, RLKIT_POLICY_INIT_W)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (mean, log_std); log_std broadcasts against mean."""
-        log_std = self.min_log_std + torch.sigmoid(self.log_std_logits) * (self.max_log_std - self.min_log_std)
+        if self.log_std_map == "clip":
+            log_std = self.log_std_logits.clamp(self.min_log_std, self.max_log_std)
+        else:
+            log_std = self.min_log_std + torch.sigmoid(self.log_std_logits) * (self.max_log_std - self.min_log_std)
         return torch.tanh(f32(self.net(obs))), log_std
 
     def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
