@@ -136,22 +136,15 @@ class ReplayBuffer:
         return [rows[:, c] for c in self._cols]
 
     def sample(self, batch_size: int) -> Batch:
-        """Uniform minibatch: one gather of whole rows into a tensor preallocated per batch size.
-
-        The returned fields are views of that tensor, overwritten by the next ``sample`` of the same size
-        (copy to keep)."""
+        """Uniform minibatch: one gather of whole rows into a new [B, width] tensor; the batch fields are
+        column views of it, so a batch stays valid whatever is sampled or written afterwards."""
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         idx = torch.randint(0, self.size, (batch_size,), generator=self._gen, device=self.device)
-        hit = self._out.get(batch_size)
-        if hit is None:
-            rows = torch.empty((batch_size, self._width), dtype=torch.float32, device=self.device)
-            views = self._views(rows)
-            extra = views[5:] if self.ret is not None else (self._empty, self._empty)
-            hit = (rows, Batch(*views[:5], *extra))
-            self._out[batch_size] = hit
-        torch.index_select(self._rows, 0, idx, out=hit[0])
-        return hit[1]
+        views = self._views(torch.index_select(self._rows, 0, idx))
+        if self.ret is None:
+            return Batch(*views, self._empty, self._empty)
+        return Batch(*views)
 
     def nbytes(self) -> int:
         return self._rows.element_size() * self._rows.nelement() + self.timeout.element_size() * self.capacity
