@@ -51,6 +51,7 @@ class ReplayBuffer:
         self.size = 0   # number of valid rows
         self.ptr = 0    # next row to write
         self.protected = 0  # rows [0, protected) are never overwritten (``protect``)
+        self.added = 0      # rows ever appended (prior and online): checkpoints save the rows added since the last
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(int(seed))
         self._out: dict[int, tuple[torch.Tensor, Batch]] = {}
@@ -83,6 +84,7 @@ class ReplayBuffer:
     def add_many(self, obs, act, rew, next_obs, done, timeout) -> None:
         """Append a block of transitions (numpy or tensors); wraps around the unprotected region when full."""
         n, ring, lo = len(obs), self._ring(), self.protected
+        total = n
         if n > ring:  # keep the most recent rows only
             sl = slice(n - ring, n)
             obs, act, rew, next_obs, done, timeout = (x[sl] for x in (obs, act, rew, next_obs, done, timeout))
@@ -97,6 +99,7 @@ class ReplayBuffer:
                 col[lo:lo + n - first] = t[first:]
         self.ptr = lo + (self.ptr - lo + n) % ring
         self.size = min(self.size + n, self.capacity)
+        self.added += total
 
     def add(self, obs, act, rew: float, next_obs, done: bool, timeout: bool) -> None:
         """Append one transition (the online hot path: no Python-side allocation beyond the copy)."""
@@ -109,6 +112,7 @@ class ReplayBuffer:
             o[i], a[i], r[i], o2[i], d[i], to[i] = obs, act, rew, next_obs, done, timeout
             self.ptr = nxt
             self.size = min(self.size + 1, self.capacity)
+            self.added += 1
             return
         self.obs[i] = torch.as_tensor(obs, device=self.device)
         self.act[i] = torch.as_tensor(act, device=self.device)
@@ -118,6 +122,7 @@ class ReplayBuffer:
         self.timeout[i] = bool(timeout)
         self.ptr = nxt
         self.size = min(self.size + 1, self.capacity)
+        self.added += 1
 
     # -- reading -----------------------------------------------------------------------------
     def order(self) -> torch.Tensor:
@@ -145,6 +150,42 @@ class ReplayBuffer:
         if self.ret is None:
             return Batch(*views, self._empty, self._empty)
         return Batch(*views)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self, since: int) -> tuple[dict, dict]:
+        """(state, rows): the pointers, the sampling generator's state and, for AWR, the return and advantage
+        columns of every row (rewritten in place by its refreshes) in ``state``; in ``rows`` the rows appended
+        since ``added`` was ``since``, with their physical positions (the prior data is not included: it is
+        rebuilt from the dataset, whose checksum the run's config records). Restoring a fresh buffer that
+        holds the same prior rows, applying every ``rows`` chunk in order and then ``state`` reproduces this
+        buffer exactly."""
+        lo = self.protected
+        ring = self.capacity - lo
+        m = max(0, min(self.added - int(since), ring))
+        if m:
+            pos = lo + (self.ptr - lo - m + torch.arange(m, device=self.device)) % ring
+        else:
+            pos = torch.zeros(0, dtype=torch.long, device=self.device)
+        rows = {"pos": pos.cpu(), "rows": self._rows[pos].cpu(), "timeout": self.timeout[pos].cpu()}
+        state = {"ptr": self.ptr, "size": self.size, "protected": self.protected, "added": self.added,
+                 "capacity": self.capacity, "width": self._width, "gen": self._gen.get_state(),
+                 "ret_adv": self._rows[:, self._cols[5]:].cpu().clone() if self.ret is not None else None}
+        return state, rows
+
+    def apply_rows(self, rows: dict) -> None:
+        """Write one chunk of rows saved by ``state_dict`` back to its positions."""
+        pos = rows["pos"].to(self.device)
+        self._rows[pos] = rows["rows"].to(self.device)
+        self.timeout[pos] = rows["timeout"].to(self.device)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore pointers, generator and AWR's columns (after ``apply_rows`` of every chunk)."""
+        if (state["capacity"], state["width"], state["protected"]) != (self.capacity, self._width, self.protected):
+            raise ValueError("checkpointed buffer does not match this run's buffer (capacity, width or prior rows)")
+        self.ptr, self.size, self.added = int(state["ptr"]), int(state["size"]), int(state["added"])
+        self._gen.set_state(state["gen"])
+        if state["ret_adv"] is not None:
+            self._rows[:, self._cols[5]:] = state["ret_adv"].to(self.device)
 
     def nbytes(self) -> int:
         return self._rows.element_size() * self._rows.nelement() + self.timeout.element_size() * self.capacity

@@ -10,14 +10,23 @@
 
 The algorithm cannot change when the phase switches or how it is evaluated; it only declares its
 collection rhythm, its buffer capacity and whether it learns online.
+
+Long runs survive: the complete state of the run is checkpointed (``benchmarks/checkpoint.py``) after every
+evaluation and at least every ``checkpoint_every_min`` minutes, and an unfinished run continues from its last
+checkpoint with the same rows as an uninterrupted run (``tests/test_resume.py``). A non-finite metric or
+parameter (checked at every log step and evaluation) stops the run with its reason in ``FAILED``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import random
 import shutil
+import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,6 +37,7 @@ import torch
 
 import algorithms
 from algorithms.base import UserError
+from benchmarks import checkpoint
 from benchmarks.buffer import ReplayBuffer
 from benchmarks.data import portable_path
 from benchmarks.results import RunWriter
@@ -58,6 +68,8 @@ class RunSpec:
     bf16: bool = False               # opt-in bfloat16 autocast of the forward passes (see docs/PERFORMANCE.md)
     compile: bool = False            # opt-in torch.compile of the loss functions (eager fallback on failure)
     cuda_graphs: bool = False        # opt-in: compile with CUDA graphs (mode "reduce-overhead"; CUDA only)
+    checkpoint_at_eval: bool = True  # write a checkpoint after every evaluation (benchmarks/checkpoint.py) ...
+    checkpoint_every_min: float = 10.0  # ... and at least this often (minutes; <= 0: only at evaluations)
 
     @property
     def run_id(self) -> str:
@@ -175,8 +187,125 @@ def planned_updates(spec: RunSpec, algo) -> int:
     return spec.offline_steps + -(-spec.online_steps // max(1, n_collect)) * n_update * spec.utd
 
 
-def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
-    """Run one offline->online experiment; returns its run directory."""
+class RunFailed(Exception):
+    """A run stopped for good; its directory's FAILED file holds the reason (the CLI prints it, exit code 1)."""
+
+
+class _Diverged(Exception):
+    pass
+
+
+# config.json keys that do not change a run's numbers: a stored run whose config differs only in these resumes
+NON_RESULT_KEYS = frozenset({"save_model", "checkpoint_every_min", "checkpoint_at_eval", "dataset", "dataset_path",
+                             "warnings"})
+PROGRESS_EVERY_S = 2.0  # seconds between progress.json updates (read by the sweep's bar and `awac-bench status`)
+KILL_ENV = "AWAC_BENCH_TEST_KILL"  # tests: "ckpt:N" | "offline:G" | "online:E" -> SIGKILL this process there
+
+
+def check_output_dir(path: str) -> None:
+    """A results directory that cannot be created or written is bad input: one line, before anything runs."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise UserError(f"cannot write results to '{path}': '{probe}' is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write results to '{path}': '{probe}' is not writable")
+
+
+def keep_aside(run_dir: str) -> str:
+    """Move a run directory to ``OUT/old/<run_id>.old-<UTC timestamp>`` (outside ``OUT/runs``, so tables and
+    reports never mix it in); returns the new path. Nothing is ever deleted."""
+    out = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base = os.path.join(out, "old", f"{os.path.basename(run_dir)}.old-{stamp}")
+    dest, k = base, 1
+    while os.path.exists(dest):
+        dest, k = f"{base}-{k}", k + 1
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    os.rename(run_dir, dest)
+    return dest
+
+
+def config_diff(stored: dict, new: dict) -> list[str]:
+    """Keys whose values differ between two run configs, ignoring NON_RESULT_KEYS."""
+    a, b = (json.loads(json.dumps(d, sort_keys=True, default=str)) for d in (stored, new))
+    return sorted(k for k in set(a) | set(b) if k not in NON_RESULT_KEYS and a.get(k) != b.get(k))
+
+
+def _read_checkpoint(run_dir: str, config: dict) -> tuple[dict | None, str | None]:
+    """(state with its row chunks, None) if the unfinished run in ``run_dir`` can be resumed, else (None, why)."""
+    try:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            stored = json.load(f)
+    except (OSError, ValueError):
+        return None, "its config.json is missing or unreadable"
+    diff = config_diff(stored, config)
+    if diff:
+        return None, f"its config differs ({', '.join(diff)})"
+    ckpt_dir = os.path.join(run_dir, checkpoint.CKPT_DIR)
+    path = os.path.join(ckpt_dir, checkpoint.STATE_FILE)
+    if not os.path.isfile(path):
+        return None, "it has no checkpoint"
+    try:
+        state = checkpoint.load(path)
+        if state.get("format") != checkpoint.FORMAT or state.get("run_id") != config["run_id"]:
+            return None, "its checkpoint has another format or run id"
+        state["_chunks"] = [checkpoint.load(checkpoint.chunk_path(ckpt_dir, k)) for k in state["chunks"]]
+        for name in ("evals", "train"):
+            if os.path.getsize(os.path.join(run_dir, f"{name}.csv")) < state["rows"][f"{name}_bytes"]:
+                return None, f"its {name}.csv is shorter than the checkpoint recorded"
+    except Exception as e:  # unreadable, truncated, unpickling refused, ...
+        return None, f"its checkpoint cannot be read ({type(e).__name__})"
+    return state, None
+
+
+def _param_sums(algo) -> dict[str, float]:
+    sums = {}
+    for name, m in algo.modules().items():
+        if isinstance(m, torch.nn.Module):
+            ps = [p.detach().sum() for p in m.parameters()]
+            if ps:
+                sums[name] = float(torch.stack(ps).sum())
+    return sums
+
+
+def check_finite(metrics: dict[str, float], algo) -> None:
+    """Raise _Diverged naming the first non-finite metric or network (a sum over its parameters)."""
+    for k, v in metrics.items():
+        if not math.isfinite(v):
+            raise _Diverged(f"non-finite {k} ({v}) at grad step {algo.grad_steps}")
+    for name, v in _param_sums(algo).items():
+        if not math.isfinite(v):
+            raise _Diverged(f"non-finite parameters in {name} (sum {v}) at grad step {algo.grad_steps}")
+
+
+def _kill_point() -> tuple[str, int] | None:
+    v = os.environ.get(KILL_ENV)
+    if not v:
+        return None
+    kind, n = v.split(":")
+    return kind, int(n)
+
+
+def write_progress(run_dir: str, info: dict) -> None:
+    tmp = os.path.join(run_dir, "progress.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(info, f)
+    os.replace(tmp, os.path.join(run_dir, "progress.json"))
+
+
+def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True, force: bool = False) -> str:
+    """Run one offline->online experiment; returns its run directory.
+
+    An existing run directory is never deleted: a finished run (``DONE``) is skipped (``force``: moved aside
+    to ``OUT/old/`` and started again); a run that failed for good (``FAILED``) raises RunFailed again unless
+    ``force``; an unfinished one continues from its last checkpoint if ``resume`` and its config (but for
+    NON_RESULT_KEYS) is unchanged, and is moved aside with a one-line notice otherwise."""
+    check_output_dir(out_dir)
     task, cls, preset, cfg, env, ds = prepare(spec)
     torch.set_num_threads(spec.threads)
     seed_everything(spec.seed)
@@ -187,8 +316,6 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
     eval_env = task.make_env()
     # e.g. a budget that ends inside BEAR's warm-up; printed (sweep workers silence ``warnings``) and recorded
     budget_warnings = [str(w) for w in algo.budget_warnings(planned_updates(spec, algo))]
-    for msg in budget_warnings:
-        print(f"warning: {spec.run_id}: {msg}", file=sys.stderr, flush=True)
 
     buffer = ReplayBuffer(obs_dim, act_dim, algo.buffer_capacity(len(ds), spec.online_steps), device,
                           seed=spec.seed, with_returns=algo.needs_returns)
@@ -212,9 +339,123 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
               "action_scale": ds.action_scale,
               "dataset_rows": len(ds), "dataset_sha256": ds.checksum(), "gamma": gamma,
               "warnings": budget_warnings}
-    writer = RunWriter(run_dir, config)
-    t0 = time.perf_counter()
+
+    state = None
+    if os.path.isdir(run_dir):
+        done, failed = (os.path.join(run_dir, n) for n in ("DONE", "FAILED"))
+        if os.path.isfile(done) and not force:
+            print(f"{spec.run_id}: already finished ({done}): skipped; --force starts it again",
+                  file=sys.stderr, flush=True)
+            return run_dir
+        if os.path.isfile(failed) and not force:
+            with open(failed) as f:
+                reason = f.read().strip()
+            raise RunFailed(f"{spec.run_id} failed earlier: {reason} (--force starts it again)")
+        if force:
+            why = "finished" if os.path.isfile(done) else "failed" if os.path.isfile(failed) else "unfinished"
+            why = f"{why}, --force"
+        elif not resume:
+            why = "unfinished (--resume continues it)"
+        else:
+            state, why = _read_checkpoint(run_dir, config)
+            if state is None:
+                why = f"unfinished but cannot be resumed: {why}"
+        if state is None:
+            dest = keep_aside(run_dir)
+            print(f"{spec.run_id}: {why}: kept aside in {dest}; starting it again", file=sys.stderr, flush=True)
+    for msg in budget_warnings:
+        print(f"warning: {spec.run_id}: {msg}", file=sys.stderr, flush=True)
+    try:
+        os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write results to '{out_dir}': {e.strerror}") from None
+    return _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, progress,
+                    (diag_obs, diag_act, diag_mc))
+
+
+def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, progress, diag) -> str:
+    diag_obs, diag_act, diag_mc = diag
+    ckpt_dir = os.path.join(run_dir, checkpoint.CKPT_DIR)
+    # the loop's position: phase, offline steps done, online counters, the episode in progress
+    stage, g0, ep = "offline", 0, None
+    env_step, next_eval, last_eval = 0, spec.eval_every, 0
+    elapsed0, chunks = 0.0, []
+    if state is not None:  # resume: everything as it was when the checkpoint was taken
+        algo.load_state_dict(state["algo"])
+        for rows in state["_chunks"]:
+            buffer.apply_rows(rows)
+        buffer.load_state_dict(state["buffer"])
+        algo.on_resume(buffer)
+        stage, g0, chunks, elapsed0 = state["stage"], int(state["offline_step"]), list(state["chunks"]), \
+            float(state["elapsed_s"])
+        if stage == "online":
+            checkpoint.set_env_state(env, state["env"])
+            e = state["episode"]
+            ep = Episode(checkpoint.decode(e["obs"]), float(e["ret"]), float(e["last_ret"]))
+            env_step, next_eval, last_eval = (int(state["online"][k]) for k in ("env_step", "next_eval", "last_eval"))
+        checkpoint.drop_chunks_after(ckpt_dir, max(chunks, default=0))
+        checkpoint.set_rng_state(state["rng"])
+        writer = RunWriter(run_dir, config, resume=state["rows"])
+        print(f"{spec.run_id}: resumed from its checkpoint ({stage}, "
+              f"{g0 if stage == 'offline' else spec.offline_steps + env_step} of "
+              f"{spec.offline_steps + spec.online_steps} steps)", file=sys.stderr, flush=True)
+    else:
+        writer = RunWriter(run_dir, config)
+    os.makedirs(ckpt_dir, exist_ok=True)
+
+    t0 = time.perf_counter() - elapsed0
     base = {"run_id": spec.run_id, "algo": spec.algo, "task": task.name, "seed": spec.seed}
+    total = spec.offline_steps + spec.online_steps
+    kill = _kill_point()
+    ck = {"since": buffer.added, "last": time.monotonic(), "written": 0, "seconds": [], "bytes": [],
+          "progress_at": 0.0}
+    every_s = spec.checkpoint_every_min * 60.0 if spec.checkpoint_every_min > 0 else math.inf
+
+    def save_progress(steps_done: int, last_ckpt: float | None = None, **extra) -> None:
+        info = {"run_id": spec.run_id, "steps_done": steps_done, "steps_total": total,
+                "wall_s": round(time.perf_counter() - t0, 3), "updated": time.time(), "pid": os.getpid(),
+                "host": socket.gethostname(), **extra}
+        if last_ckpt is not None:
+            info["last_checkpoint"] = last_ckpt
+        write_progress(run_dir, info)
+        ck["progress_at"] = time.monotonic()
+
+    def save_checkpoint(stage: str, g: int) -> None:
+        t = time.perf_counter()
+        buf_state, rows = buffer.state_dict(ck["since"])
+        nbytes = 0
+        if len(rows["pos"]):
+            k = max(chunks, default=0) + 1
+            nbytes += checkpoint.atomic_save(rows, checkpoint.chunk_path(ckpt_dir, k))
+            chunks.append(k)
+        st = {"format": checkpoint.FORMAT, "run_id": spec.run_id, "stage": stage, "offline_step": g,
+              "algo": algo.state_dict(), "buffer": buf_state, "chunks": list(chunks),
+              "rng": checkpoint.rng_state(), "rows": writer.rows(), "elapsed_s": time.perf_counter() - t0}
+        if stage == "online":
+            st["online"] = {"env_step": env_step, "next_eval": next_eval, "last_eval": last_eval}
+            st["episode"] = {"obs": checkpoint.encode(np.asarray(ep.obs)), "ret": ep.ret, "last_ret": ep.last_ret}
+            st["env"] = checkpoint.env_state(env)
+        nbytes += checkpoint.atomic_save(st, os.path.join(ckpt_dir, checkpoint.STATE_FILE))
+        ck["since"] = buffer.added
+        ck["last"] = time.monotonic()
+        ck["written"] += 1
+        ck["seconds"].append(time.perf_counter() - t)
+        ck["bytes"].append(nbytes)
+        done = g if stage == "offline" else spec.offline_steps + env_step
+        save_progress(done, last_ckpt=time.time(), phase=stage)
+        if kill == ("ckpt", ck["written"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def tick(stage: str, g: int, evaluated: bool) -> None:
+        """After each offline step / online iteration: checkpoint if due, progress.json now and then."""
+        if kill is not None and kill[0] == stage and (g if stage == "offline" else env_step) >= kill[1]:
+            os.kill(os.getpid(), signal.SIGKILL)  # tests: killed before this point's checkpoint
+        now = time.monotonic()
+        ck["done"] = g if stage == "offline" else spec.offline_steps + env_step
+        if (evaluated and spec.checkpoint_at_eval) or now - ck["last"] >= every_s:
+            save_checkpoint(stage, g)
+        elif now - ck["progress_at"] >= PROGRESS_EVERY_S:
+            save_progress(ck["done"], phase=stage)
 
     def do_eval(phase: str, env_step: int) -> dict[str, float]:
         # the same evaluation episodes (seeds) at every evaluation: common random numbers, less noise
@@ -228,37 +469,45 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
             "offline_loglik": float(ll.mean()) if ll is not None else float("nan"),
             "q_estimate": float(q.mean()) if q is not None else float("nan"),
             "mc_return": diag_mc})
+        check_finite({}, algo)
         return res
 
-    bar = _Progress(spec.offline_steps + spec.online_steps, f"{spec.run_id}", progress)
+    bar = _Progress(total, f"{spec.run_id}", progress)
+    bar.update(g0 if stage == "offline" else spec.offline_steps + env_step)
     block = max(1, algo.online_rhythm()[1])
     try:
-        # ---- offline phase --------------------------------------------------------------------
-        bs = algo.batch_size("offline")
-        for g in range(spec.offline_steps):
-            if g % block == 0:
-                algo.prepare_updates(buffer)
-            metrics = algo.update(buffer.sample(bs))
-            step = g + 1
-            if step % spec.log_every == 0:
-                writer.train_rows(spec.run_id, algo.grad_steps, "offline", metrics)
-            if spec.eval_every_offline and step % spec.eval_every_offline == 0 and step != spec.offline_steps:
-                res = do_eval("offline", 0)
-                bar.update(0, score=f"{res['normalized_score']:.1f}")
-            bar.update(1)
-        res = do_eval("offline", 0)  # the switch point
-        bar.update(0, phase="online", score=f"{res['normalized_score']:.1f}")
+        if stage == "offline":
+            # ---- offline phase --------------------------------------------------------------------
+            bs = algo.batch_size("offline")
+            for g in range(g0, spec.offline_steps):
+                if g % block == 0:
+                    algo.prepare_updates(buffer)
+                metrics = algo.update(buffer.sample(bs))
+                step = g + 1
+                if step % spec.log_every == 0:
+                    check_finite(metrics, algo)
+                    writer.train_rows(spec.run_id, algo.grad_steps, "offline", metrics)
+                evaluated = False
+                if spec.eval_every_offline and step % spec.eval_every_offline == 0 and step != spec.offline_steps:
+                    res = do_eval("offline", 0)
+                    evaluated = True
+                    bar.update(0, score=f"{res['normalized_score']:.1f}")
+                bar.update(1)
+                tick("offline", step, evaluated)
+            res = do_eval("offline", 0)  # the switch point
+            bar.update(0, phase="online", score=f"{res['normalized_score']:.1f}")
 
-        # ---- the switch -----------------------------------------------------------------------
-        algo.on_phase_switch(buffer)
+            # ---- the switch -----------------------------------------------------------------------
+            algo.on_phase_switch(buffer)
+            ep = Episode(env.reset(seed=spec.seed)[0])
+            env.action_space.seed(spec.seed)
+            stage = "online"
+            tick("online", spec.offline_steps, True)
 
         # ---- online phase ---------------------------------------------------------------------
         bs = algo.batch_size("online")
         n_collect, n_update = algo.online_rhythm()
         n_update *= spec.utd
-        ep = Episode(env.reset(seed=spec.seed)[0])
-        env.action_space.seed(spec.seed)
-        env_step, next_eval, last_eval = 0, spec.eval_every, 0
         while env_step < spec.online_steps:
             n = min(n_collect, spec.online_steps - env_step)
             collect(env, algo, buffer, ep, n)
@@ -268,25 +517,41 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True) -> str:
                 for _ in range(n_update):
                     metrics = algo.update(buffer.sample(bs))
                     if algo.grad_steps % spec.log_every == 0:
+                        check_finite(metrics, algo)
                         writer.train_rows(spec.run_id, algo.grad_steps, "online", metrics)
             bar.update(n)
+            evaluated = False
             if env_step >= next_eval:  # with a multi-step rhythm, evaluate after the block that crosses it
                 res = do_eval("online", env_step)
                 last_eval = env_step
+                evaluated = True
                 bar.update(0, score=f"{res['normalized_score']:.1f}", train_ret=f"{ep.last_ret:.0f}")
                 while next_eval <= env_step:
                     next_eval += spec.eval_every
+            tick("online", spec.offline_steps, evaluated)
         if env_step != last_eval:
             do_eval("online", env_step)  # the budget's last point, so every run ends with an evaluation
+    except _Diverged as e:
+        bar.close()
+        writer.fail(str(e))
+        save_progress(ck.get("done", 0), phase="failed")
+        raise RunFailed(f"{spec.run_id}: {e}") from None
     except BaseException as e:
         writer.close()  # rows written so far stay on disk; no DONE marker
         bar.close()
-        if isinstance(e, UserError):  # bad input found late: leave no partial result behind
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(e, UserError) and state is None and not ck["written"]:
+            shutil.rmtree(run_dir, ignore_errors=True)  # bad input found late: nothing of this new run is kept
         raise
     bar.close()
+    cs, cb = ck["seconds"], ck["bytes"]
     writer.finish({"wall_s": round(time.perf_counter() - t0, 3), "grad_steps": algo.grad_steps,
-                   "buffer_bytes": buffer.nbytes()})
+                   "buffer_bytes": buffer.nbytes(),
+                   "checkpoints": {"count": len(cs), "seconds_mean": round(float(np.mean(cs)), 4) if cs else None,
+                                   "seconds_max": round(max(cs), 4) if cs else None,
+                                   "bytes_mean": int(np.mean(cb)) if cb else None,
+                                   "bytes_total": int(sum(cb))}})
+    save_progress(total, phase="done")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # a finished run needs no checkpoint (--save-model keeps the model)
     if spec.save_model:
         algo.save(os.path.join(run_dir, "final.pt"))
     return run_dir

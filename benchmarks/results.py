@@ -6,6 +6,9 @@ A run directory holds:
   config.json the resolved run spec and algorithm config
   meta.json   versions, git commit, device, host, start/end time
   DONE        written last, when the run finished
+  FAILED      instead of DONE when the run stopped for good (a non-finite loss or parameter), with the reason
+  ckpt/       the latest checkpoint (benchmarks/checkpoint.py), removed when the run finished
+  progress.json  steps done, wall time, last checkpoint, pid and host (read by the sweep's bar and ``status``)
 A sweep directory holds ``runs/<run_id>/`` plus ``evals.csv`` and ``evals.parquet`` over all runs.
 """
 
@@ -16,7 +19,6 @@ import datetime as dt
 import json
 import os
 import platform
-import shutil
 import socket
 import subprocess
 from typing import Any
@@ -37,30 +39,60 @@ def _fmt(v: Any) -> Any:
 
 
 class RunWriter:
-    def __init__(self, run_dir: str, config: dict[str, Any]):
+    """Writes one run's files. A new run needs a directory that does not exist yet (the harness moves an old one
+    aside, it never deletes one); ``resume`` continues a run from a checkpoint's ``rows`` record, truncating
+    evals.csv and train.csv to what had been written when that checkpoint was taken."""
+
+    def __init__(self, run_dir: str, config: dict[str, Any], resume: dict[str, int] | None = None):
         self.run_dir = run_dir
-        if os.path.exists(run_dir):
-            shutil.rmtree(run_dir)  # an earlier, unfinished attempt: start clean
-        os.makedirs(run_dir)
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump(config, f, indent=2, sort_keys=True, default=str)
-        self.meta = run_metadata(config.get("device", "cpu"))
-        self._write_meta()
-        self._evals = open(os.path.join(run_dir, "evals.csv"), "w", newline="")
-        self._train = open(os.path.join(run_dir, "train.csv"), "w", newline="")
+        evals, train = (os.path.join(run_dir, n) for n in ("evals.csv", "train.csv"))
+        if resume is None:
+            os.makedirs(run_dir)  # FileExistsError if it exists: never write over an earlier run
+            _write_json(os.path.join(run_dir, "config.json"), config)
+            self.meta = run_metadata(config.get("device", "cpu"))
+            self._write_meta()
+            self._evals = open(evals, "w", newline="")
+            self._train = open(train, "w", newline="")
+            self.n_evals = self.n_train = 0
+        else:
+            for path, key in ((evals, "evals_bytes"), (train, "train_bytes")):
+                if os.path.getsize(path) < resume[key]:
+                    raise ValueError(f"{os.path.basename(path)} is shorter than its checkpoint recorded")
+                os.truncate(path, resume[key])  # drop rows written after the checkpoint
+            with open(os.path.join(run_dir, "meta.json")) as f:
+                self.meta = json.load(f)
+            now = run_metadata(config.get("device", "cpu"))
+            self.meta.setdefault("resumed", []).append(
+                {k: now[k] for k in ("started", "host", "git_commit", "device")})
+            self._write_meta()
+            self._evals = open(evals, "a", newline="")
+            self._train = open(train, "a", newline="")
+            self.n_evals, self.n_train = int(resume["evals_rows"]), int(resume["train_rows"])
         self._ew = csv.writer(self._evals)
         self._tw = csv.writer(self._train)
-        self._ew.writerow(EVAL_COLUMNS)
-        self._tw.writerow(TRAIN_COLUMNS)
+        if resume is None:
+            self._ew.writerow(EVAL_COLUMNS)
+            self._tw.writerow(TRAIN_COLUMNS)
         self._flush()
 
     def eval_row(self, row: dict[str, Any]) -> None:
         self._ew.writerow([_fmt(row.get(c)) for c in EVAL_COLUMNS])
+        self.n_evals += 1
         self._flush()
 
     def train_rows(self, run_id: str, grad_step: int, phase: str, metrics: dict[str, float]) -> None:
         for k, v in metrics.items():
             self._tw.writerow([run_id, grad_step, phase, k, _fmt(float(v))])
+        self.n_train += len(metrics)
+
+    def rows(self) -> dict[str, int]:
+        """Rows and bytes on disk now (flushed and fsync'd), for a checkpoint to record."""
+        self._flush()
+        for fh in (self._evals, self._train):
+            os.fsync(fh.fileno())
+        return {"evals_rows": self.n_evals, "train_rows": self.n_train,
+                "evals_bytes": os.fstat(self._evals.fileno()).st_size,
+                "train_bytes": os.fstat(self._train.fileno()).st_size}
 
     def finish(self, extra_meta: dict[str, Any] | None = None) -> None:
         self.meta["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -69,6 +101,12 @@ class RunWriter:
         self.close()
         with open(os.path.join(self.run_dir, "DONE"), "w") as f:
             f.write("ok\n")
+
+    def fail(self, reason: str) -> None:
+        """Stop the run for good: its reason, one line, in FAILED (the rows so far stay)."""
+        self.close()
+        with open(os.path.join(self.run_dir, "FAILED"), "w") as f:
+            f.write(reason.strip().replace("\n", " ") + "\n")
 
     def close(self) -> None:
         for fh in (self._evals, self._train):
@@ -81,10 +119,14 @@ class RunWriter:
         self._train.flush()
 
     def _write_meta(self) -> None:
-        tmp = os.path.join(self.run_dir, "meta.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(self.meta, f, indent=2, sort_keys=True, default=str)
-        os.replace(tmp, os.path.join(self.run_dir, "meta.json"))
+        _write_json(os.path.join(self.run_dir, "meta.json"), self.meta)
+
+
+def _write_json(path: str, obj: Any) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)
 
 
 def git_commit() -> str:

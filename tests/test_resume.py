@@ -1,0 +1,131 @@
+"""Checkpoints and resume: a run killed with SIGKILL (offline, right after the switch, online mid-episode) and
+resumed gives the same evaluation and train rows and the same final networks as an uninterrupted run."""
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmarks import checkpoint
+from benchmarks.harness import KILL_ENV, RunSpec, run
+
+SMALL = {"batch_size": 32, "actor_hidden": [32, 32], "critic_hidden": [32, 32]}
+# online budget past one 200-step pen episode, so a resumed run also crosses an env reset
+BASE = dict(task="pen-binary-human", offline_steps=45, online_steps=230, eval_every=100, eval_every_offline=15,
+            eval_episodes=1, log_every=5, save_model=True)
+ALGOS = {
+    "awac": SMALL,
+    "sacfd": SMALL,
+    # its own rhythm (collect 30, then 4 value + 6 policy steps) and a 100-row online FIFO that wraps online;
+    # offline checkpoints at 15 and 30 fall inside a 10-step block
+    "awr": {**SMALL, "critic_steps": 4, "actor_steps": 6, "samples_per_iter": 30, "buffer_size": 100},
+}
+
+
+def spec_for(algo: str) -> RunSpec:
+    return RunSpec(algo=algo, overrides=dict(ALGOS[algo]), **BASE)
+
+
+def killed_run(spec: RunSpec, out, kill: str) -> tuple[int | None, str]:
+    """Run (or resume) ``spec`` in a child process that SIGKILLs itself at ``kill`` (the harness's test hook).
+
+    The child is forked from this interpreter, which has imported everything already: a fresh interpreter
+    would spend seconds importing torch for every kill. Returns (the signal that ended it, its stderr)."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.dup2(wfd, 2)
+            sys.stderr = open(2, "w", closefd=False)  # pytest's capture object would keep it
+            os.environ[KILL_ENV] = kill
+            run(spec, str(out), progress=False)
+        finally:
+            os._exit(1)
+    os.close(wfd)
+    with os.fdopen(rfd) as f:
+        err = f.read()
+    _, status = os.waitpid(pid, 0)
+    return (os.WTERMSIG(status) if os.WIFSIGNALED(status) else None), err
+
+
+def tables(run_dir):
+    ev = pd.read_csv(os.path.join(run_dir, "evals.csv"))
+    tr = pd.read_csv(os.path.join(run_dir, "train.csv"))
+    return ev.drop(columns="wall_s"), tr
+
+
+def assert_same_state(a: str, b: str) -> None:
+    sa, sb = (torch.load(p, weights_only=True) for p in (a, b))
+
+    def walk(x, y, key=""):
+        assert type(x) is type(y), key
+        if isinstance(x, dict):
+            assert x.keys() == y.keys(), key
+            for k in x:
+                walk(x[k], y[k], f"{key}.{k}")
+        elif isinstance(x, torch.Tensor):
+            assert torch.equal(x, y), key
+        elif isinstance(x, list | tuple):
+            assert len(x) == len(y), key
+            for i, (u, v) in enumerate(zip(x, y, strict=True)):
+                walk(u, v, f"{key}[{i}]")
+        else:
+            assert x == y, key
+
+    walk(sa, sb)
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_sigkill_offline_at_the_switch_and_online_then_resume_gives_identical_rows(tmp_path, algo):
+    spec = spec_for(algo)
+    ref_dir = run(spec, str(tmp_path / "ref"), progress=False)
+
+    out = tmp_path / "killed"
+    run_dir = out / "runs" / spec.run_id
+    # 1. offline, at step 37: the checkpoint of step 30 is the last one; rows of steps 35 are written after it
+    sig, err = killed_run(spec, out, "offline:37")
+    assert sig == signal.SIGKILL, err
+    state = checkpoint.load(str(run_dir / "ckpt" / "state.pt"))
+    assert (state["stage"], state["offline_step"]) == ("offline", 30)
+    assert not (run_dir / "DONE").exists()
+    # 2. resumed, killed right after its first checkpoint: the switch
+    sig, err = killed_run(spec, out, "ckpt:1")
+    assert sig == signal.SIGKILL, err
+    assert "resumed from its checkpoint (offline, 30 of 275 steps)" in err
+    state = checkpoint.load(str(run_dir / "ckpt" / "state.pt"))
+    assert (state["stage"], state["online"]["env_step"]) == ("online", 0)
+    # 3. resumed, killed online at env step 130 (mid-episode; the last checkpoint is at 100, or 120 for AWR)
+    sig, err = killed_run(spec, out, "online:130")
+    assert sig == signal.SIGKILL, err
+    state = checkpoint.load(str(run_dir / "ckpt" / "state.pt"))
+    assert state["stage"] == "online" and 0 < state["online"]["env_step"] < 130
+    assert 0 < state["env"]["layers"][1]["attrs"]["_elapsed_steps"] < 200  # TimeLimit: inside an episode
+    # 4. resumed to the end, in this process
+    run(spec, str(out), progress=False)
+    assert (run_dir / "DONE").is_file() and not (run_dir / "ckpt").exists()
+
+    ev_ref, tr_ref = tables(ref_dir)
+    ev, tr = tables(run_dir)
+    pd.testing.assert_frame_equal(ev, ev_ref)
+    pd.testing.assert_frame_equal(tr, tr_ref)
+    assert_same_state(os.path.join(ref_dir, "final.pt"), str(run_dir / "final.pt"))
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert len(meta["resumed"]) == 3
+
+
+def test_checkpoints_load_with_weights_only_and_hold_no_prior_rows(tmp_path):
+    spec = dataclasses.replace(spec_for("awr"), online_steps=90, eval_every=30)
+    out = tmp_path / "o"
+    sig, err = killed_run(spec, out, "online:90")
+    assert sig == signal.SIGKILL, err
+    ckpt = out / "runs" / spec.run_id / "ckpt"
+    state = torch.load(ckpt / "state.pt", weights_only=True)
+    chunks = [torch.load(ckpt / f"rows-{k:05d}.pt", weights_only=True) for k in state["chunks"]]
+    # online rows only, each chunk the rows since the checkpoint before (the last 30 came after the last one)
+    assert [len(c["pos"]) for c in chunks] == [30, 30]
+    assert all(int(c["pos"].min()) >= state["buffer"]["protected"] for c in chunks)
