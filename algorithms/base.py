@@ -197,6 +197,10 @@ class Algorithm:
         config.json (``warnings``); the report marks such runs. Default: none."""
         return []
 
+    def past_warmup(self) -> None:  # noqa: B027 - optional hook
+        """Skip to the steady-state update, past any warm-up phase (BEAR's MMD-only steps, SACfD-prior's BC
+        steps). Used by the speed measurements, which time the update that dominates a run. Default: none."""
+
     def prepare_updates(self, buffer) -> None:  # noqa: B027 - optional hook
         """Called before every block of updates (e.g. AWR recomputes TD(lambda) returns)."""
 

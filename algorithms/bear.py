@@ -435,6 +435,9 @@ class BEAR(Algorithm):
             return (-q_pi + alpha * mmd).mean(), mmd, q_pi, log_std_pi
 
     # -- acting and diagnostics -------------------------------------------------------------
+    def past_warmup(self) -> None:
+        self.grad_steps = max(self.grad_steps, int(self.cfg.warmup_steps))
+
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         """``algos.py`` select_action, batched: 10 policy samples, argmax of the first Q-function.

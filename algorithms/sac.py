@@ -147,6 +147,9 @@ class SAC(Algorithm):
         self.grad_steps += 1
         return {"bc_loss": loss.item()}
 
+    def past_warmup(self) -> None:
+        self.grad_steps = max(self.grad_steps, int(self.cfg.bc_init_steps))
+
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         o = self._obs_tensor(obs)

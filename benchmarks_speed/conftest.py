@@ -1,4 +1,4 @@
-"""pytest-benchmark suite (``make speed``): every algorithm's training step and the replay buffer.
+"""pytest-benchmark suite (``make speed``): every registered algorithm's training step and the replay buffer.
 
 Not collected by the unit tests (``testpaths = ["tests"]``) and never a timed assertion: it reports.
 Runs with one torch thread per process, like every run of the benchmark (see docs/PERFORMANCE.md).
@@ -8,7 +8,6 @@ import os
 import sys
 import warnings
 
-import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -16,17 +15,3 @@ warnings.filterwarnings("ignore", message=".*reward functions were updated.*")
 torch.set_num_threads(1)
 
 OBS, ACT = 17, 6  # HalfCheetah sizes
-
-
-@pytest.fixture(scope="session")
-def halfcheetah_buffer():
-    from benchmarks.speed import synthetic_buffer
-
-    return synthetic_buffer(OBS, ACT, 100_000, "cpu")
-
-
-@pytest.fixture(scope="session")
-def awr_buffer():
-    from benchmarks.speed import synthetic_buffer
-
-    return synthetic_buffer(OBS, ACT, 50_000, "cpu", with_returns=True)

@@ -7,8 +7,10 @@ from .conftest import ACT, OBS
 
 
 @pytest.mark.parametrize("batch", [256, 1024])
-def test_sample(benchmark, batch, halfcheetah_buffer):
-    benchmark(halfcheetah_buffer.sample, batch)
+def test_sample(benchmark, batch):
+    from benchmarks import speed
+
+    benchmark(speed.synthetic_buffer(OBS, ACT, 100_000).sample, batch)
 
 
 def test_add_one_transition(benchmark):

@@ -1,32 +1,27 @@
-"""The optimised updates keep the numbers of the straightforward ones.
+"""Every update gives the numbers of the straightforward version of its rule.
 
-Every algorithm's ``update`` was made faster (one flat parameter buffer per network with a single fused
-optimizer kernel and a single Polyak ``lerp_``, one backward pass where two losses share no parameters,
-noise drawn outside the pure loss functions, in-place ReLUs, metrics read in one transfer). Here each is
-run side by side with a *straightforward* re-implementation of its update rule (plain modules, default
-``torch.optim`` optimizers over the individual parameters, one backward per loss, a per-parameter Polyak
-loop) from the same initial weights and the same random numbers, and the losses, the gradients of the
-first step and the parameters after a few steps must agree to float32 round-off. No timing is asserted.
+The updates run what makes them fast (``networks.ReLUMLP``'s one-node backward, one flat parameter buffer per
+network with a single fused optimizer kernel and a single Polyak ``lerp_``, one backward pass where two losses
+share no parameters, noise drawn outside the pure loss functions, metrics read in one transfer). Here each is
+run side by side with a *straightforward* re-implementation of its update rule (plain modules with autograd
+through every layer, default ``torch.optim`` optimizers over the individual parameters, one backward per loss,
+a per-parameter Polyak loop) from the same initial weights and the same random numbers, and the losses, the
+gradients and the parameters after a few steps must agree to float32 round-off. (IQL's is in test_iql.py.)
 """
 
 from __future__ import annotations
 
 import copy
-import math
-import warnings
 
 import pytest
 import torch
 from torch.nn import functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 import algorithms
 from algorithms.awac import AWAC
 from algorithms.base import Batch
 from algorithms.bear import ConditionalVAE, critic_target, lagrange_loss
 from algorithms.networks import ReLUMLP, diag_gaussian_log_prob
-from benchmarks import speed
-from benchmarks.buffer import ReplayBuffer
 
 OBS, ACT, B = 5, 3, 32
 TOL = dict(rtol=1e-5, atol=1e-6)
@@ -336,116 +331,3 @@ def test_awr_steps_match_the_straightforward_ones():
         assert m["weight_mean"] == pytest.approx(w.mean().item(), rel=1e-5)
         assert m["clipped_fraction"] == pytest.approx((raw_w > c.weight_clip).float().mean().item())
     close(params(algo.actor, algo.critic), params(actor, critic))
-
-
-# -- the machinery itself ------------------------------------------------------------------------------------
-def test_flat_buffers_survive_updates_and_state_loading():
-    torch.manual_seed(0)
-    sizes = {"actor_hidden": (16,), "critic_hidden": (16,)}
-    algo = algorithms.make("awac", OBS, ACT, overrides=sizes)
-
-    def inside(module):
-        flat = module.__dict__["_flat_parameters"]
-        lo, hi = flat.data_ptr(), flat.data_ptr() + flat.numel() * flat.element_size()
-        return all(lo <= p.data_ptr() < hi for p in module.parameters())
-
-    for _ in range(2):
-        algo.update(batch())
-    other = algorithms.make("awac", OBS, ACT, overrides=sizes)
-    other.load_state_dict(copy.deepcopy(algo.state_dict()))  # (torch.optim state_dicts hold references)
-    for a in (algo, other):
-        assert inside(a.actor) and inside(a.critic) and inside(a.critic_target)
-    close(params(other.critic, other.critic_target, other.actor), params(algo.critic, algo.critic_target, algo.actor))
-    # the loaded optimizer state (flat moments) is used by the next step: both stay identical
-    b = batch(5)
-    for a in (algo, other):
-        torch.manual_seed(3)
-        a.update(b)
-    close(params(other.critic, other.actor), params(algo.critic, algo.actor))
-    # a parameter without a gradient is skipped by the step, as torch.optim does
-    before = params(algo.critic)
-    algo.critic_opt.zero_grad()
-    algo.critic.q1(torch.randn(4, OBS + ACT)).sum().backward()
-    algo.critic_opt.step()
-    after = params(algo.critic)
-    n1 = len(list(algo.critic.q1.parameters()))
-    assert all(not torch.equal(x, y) for x, y in zip(before[:n1], after[:n1], strict=True))
-    assert all(torch.equal(x, y) for x, y in zip(before[n1:], after[n1:], strict=True))
-
-
-@pytest.mark.parametrize("name", ["awac", "sacfd", "bc", "bear", "awr"])
-def test_counted_flops_equal_the_executed_matmuls(name):
-    """``speed.count_flops`` (analytic, from the layers) equals what one update really multiplies."""
-    torch.manual_seed(0)
-    over = {"bear": {"warmup_steps": 1, "num_target_samples": 3, "num_mmd_samples": 2, "vae_hidden": (24, 24)},
-            "awr": {"critic_steps": 2, "actor_steps": 3}}.get(name, {})
-    sizes = {"actor_hidden": (16, 8)} if name == "bc" else {"actor_hidden": (16, 8), "critic_hidden": (16, 8)}
-    algo = algorithms.make(name, OBS, ACT, overrides={**sizes, **over})
-    buf = ReplayBuffer(OBS, ACT, 300, with_returns=algo.needs_returns)
-    buf.add_many(*(t.numpy() for t in batch(0, n=300)[:5]), torch.zeros(300, dtype=torch.bool).numpy())
-    bs = 16
-    steps = 2 if name != "awr" else 5  # BEAR: the second update is past the warm-up; AWR: one whole block
-    counted = []
-    for _ in range(steps):
-        counted.append(speed.count_flops(algo, bs, buf))
-        with FlopCounterMode(display=False) as fc:
-            if name == "awr" and algo._block_pos % 5 == 0:
-                algo.prepare_updates(buf)
-            algo.update(buf.sample(bs))
-        counted[-1] = (counted[-1], fc.get_total_flops())
-    if name == "awr":  # the analytic count is the block average, with its two refreshes (prepare_updates and
-        # the switch to the policy steps)
-        assert counted[0][0] * 5 == pytest.approx(sum(e for _, e in counted), rel=0.01)
-    else:
-        for analytic, executed in counted:
-            assert analytic == executed
-
-
-def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
-    torch.manual_seed(0)
-    algo = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16,)})
-    torch.manual_seed(0)
-    ref = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16,)})
-
-    def broken(fn, **kw):
-        def compiled(*a, **k):
-            raise RuntimeError("no C++ compiler")
-        return compiled
-
-    monkeypatch.setattr(torch, "compile", broken)
-    algo.set_speed_options(compile=True)
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        m1 = [algo.update(batch(i))["bc_loss"] for i in range(3)]
-    assert sum("torch.compile of bc.loss failed" in str(x.message) for x in w) == 1
-    assert m1 == pytest.approx([ref.update(batch(i))["bc_loss"] for i in range(3)], rel=1e-6)
-
-
-def test_bf16_autocast_is_opt_in_and_returns_float32():
-    torch.manual_seed(0)
-    algo = algorithms.make("awac", OBS, ACT, overrides={"actor_hidden": (16,), "critic_hidden": (16,)})
-    assert not algo.bf16
-    algo.set_speed_options(bf16=True)
-    b = batch()
-    with algo.autocast():
-        q1, _ = algo.critic(b.obs, b.act)
-        mean, _ = algo.actor(b.obs)
-    assert q1.dtype == torch.float32 and mean.dtype == torch.float32
-    m = algo.update(b)
-    assert all(math.isfinite(v) for v in m.values())
-
-
-@pytest.mark.slow
-def test_compiled_update_matches_eager():
-    """torch.compile really works on this build (needs a C++ compiler) and keeps the numbers."""
-    torch.manual_seed(0)
-    algo = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16, 16)})
-    torch.manual_seed(0)
-    ref = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16, 16)})
-    algo.set_speed_options(compile=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)  # a fallback would be a failure here
-        for i in range(3):
-            assert algo.update(batch(i))["bc_loss"] == pytest.approx(ref.update(batch(i))["bc_loss"], rel=1e-5)
-    assert not algo.loss.failed
-    close(params(algo.actor), params(ref.actor))
