@@ -3,6 +3,8 @@
 The per-run files under ``DIR/runs/<run_id>/`` are the source of truth; a concatenated ``DIR/evals.csv``,
 if present, is ignored. Runs without a ``DONE`` file are incomplete: their rows are kept and flagged
 (``complete == False``) so that every figure and table can say which numbers come from unfinished runs.
+Runs that stopped for good (a ``FAILED`` file: a non-finite loss or parameter) carry its reason in the run
+table's ``failed`` column ("" otherwise); the report lists them.
 
 Two derived columns are added to the evaluations:
 
@@ -41,7 +43,7 @@ BOUNDED_SOURCES = ("normalized_score", "success_rate")
 RUN_COLUMNS = (
     "run_id", "algo", "task", "seed", "offline_steps", "online_steps", "eval_every", "complete",
     "n_offline_evals", "n_online_evals", "last_grad_step", "last_env_step", "reached_switch",
-    "reached_budget", "path",
+    "reached_budget", "failed", "path",
 )  # fmt: skip
 
 
@@ -140,9 +142,21 @@ def read_run_files(run_dir: Path, notes: list[str]) -> tuple[dict, pd.DataFrame,
         schema.read_json(run_dir / "meta.json")
     evals = _read_or_empty(run_dir / "evals.csv", schema.EVALS_COLUMNS, schema.EVALS_STR, complete, notes)
     train = _read_or_empty(run_dir / "train.csv", schema.TRAIN_COLUMNS, schema.TRAIN_STR, complete, notes)
-    info = {"run_id": run_dir.name, "complete": complete, "path": str(run_dir)}
+    info = {"run_id": run_dir.name, "complete": complete, "path": str(run_dir), "failed": failed_reason(run_dir)}
     info.update({k: config[k] for k in schema.CONFIG_KEYS})
     return info, evals.assign(**{RUN: run_dir.name}), train.assign(**{RUN: run_dir.name})
+
+
+def failed_reason(run_dir: Path) -> str:
+    """The reason a run stopped for good (its ``FAILED`` file, written by the harness: a non-finite loss or
+    parameter), or "" if it did not fail."""
+    path = run_dir / "FAILED"
+    if not path.is_file():
+        return ""
+    try:
+        return path.read_text().strip() or "(no reason recorded)"
+    except OSError:
+        return "(FAILED file unreadable)"
 
 
 def _read_or_empty(

@@ -120,11 +120,24 @@ def _warnings_section(flagged: dict[str, list[str]]) -> list[str]:
     return [*lines, ""]
 
 
+def _failed_section(runs: pd.DataFrame) -> list[str]:
+    """The runs that stopped for good, with the reason in their FAILED file."""
+    failed = runs[runs["failed"].astype(str) != ""]
+    if not len(failed):
+        return []
+    lines = ["## Failed runs", "",
+             "These runs stopped for good (their `FAILED` file gives the reason); their rows up to the failure are "
+             "in the tables as unfinished runs.", ""]
+    lines += [f"- `{r}`: {reason}" for r, reason in zip(failed["run_id"], failed["failed"], strict=True)]
+    return [*lines, ""]
+
+
 def _data_section(results: Results, flagged: dict[str, list[str]] | None = None) -> list[str]:
     """What was loaded: runs, unfinished runs, missing (task, algorithm) cells, scores, grid, error bars."""
     runs = results.runs
     flagged = flagged or {}
     unfinished = runs.loc[~runs["complete"], "run_id"].tolist()
+    n_failed = int((runs["failed"].astype(str) != "").sum())
     seeds = runs.pivot_table(index="task", columns="algo", values="seed", aggfunc="count", fill_value=0)
     seeds = seeds[order_algos(seeds.columns)]
     absent = [
@@ -152,6 +165,7 @@ def _data_section(results: Results, flagged: dict[str, list[str]] | None = None)
         f"- Algorithms: {algos}; tasks: {task_names}.",
         f"- Not run: {', '.join(absent)}." if absent else "- Every algorithm ran on every task.",
         *flag_text,
+        *([f"- {n_failed} of the unfinished runs failed: see *Failed runs*."] if n_failed else []),
         "- Score per task (normalized score where defined, else success rate × 100, else return):",
         *tables.score_source_lines(results.score_sources),
         f"- Grid: {GRID_DESCRIPTION}",
@@ -233,6 +247,7 @@ def render_report(
         f"`awac-bench plots {results.root}`.",
         "",
         *_data_section(results, flagged),
+        *_failed_section(results.runs),
         "## Offline → online",
         "",
         markdown_table,
