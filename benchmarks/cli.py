@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-model", action="store_true")
     r.add_argument("--out", required=True)
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--resume", action="store_true",
+                   help="continue an unfinished run from its last checkpoint (without it, an unfinished run is "
+                        "kept aside in OUT/old/ and started again)")
+    r.add_argument("--force", action="store_true",
+                   help="start again even if the run finished or failed (the old directory is kept in OUT/old/)")
+    r.add_argument("--checkpoint-every-min", type=float, default=10.0,
+                   help="minutes between checkpoints at the most (a checkpoint also follows every evaluation)")
     _speed_flags(r)
 
     s = sub.add_parser("sweep", help="the algorithm x task x seed grid of a preset, one process per core")
@@ -68,8 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--backend", choices=["process", "ray"], default="process",
                    help="process: local worker processes; ray: a Ray cluster (pip install '.[ray]')")
-    s.add_argument("--fresh", action="store_true", help="rerun runs that already finished")
+    s.add_argument("--force", "--fresh", dest="force", action="store_true",
+                   help="start every run again, finished and failed ones too (old directories kept in OUT/old/)")
+    s.add_argument("--checkpoint-every-min", type=float, default=10.0,
+                   help="minutes between checkpoints at the most (a checkpoint also follows every evaluation)")
+    s.add_argument("--no-progress", action="store_true")
     _speed_flags(s)
+
+    st = sub.add_parser("status", help="finished, running, failed and remaining runs of a sweep directory")
+    st.add_argument("dir")
 
     d = sub.add_parser("data", help="generate or inspect datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
@@ -126,8 +140,8 @@ def cmd_run(a) -> int:
                    eval_episodes=a.eval_episodes, utd=a.utd, algo_preset=a.algo_preset,
                    overrides=_parse_sets(a.set), dataset=a.dataset, env=a.env, device=a.device,
                    threads=a.threads, save_model=a.save_model, bf16=a.bf16, compile=a.compile,
-                   cuda_graphs=a.cuda_graphs)
-    run_dir = run(spec, a.out, progress=not a.no_progress)
+                   cuda_graphs=a.cuda_graphs, checkpoint_every_min=a.checkpoint_every_min)
+    run_dir = run(spec, a.out, progress=not a.no_progress, resume=a.resume, force=a.force)
     from benchmarks.results import collect_sweep
 
     collect_sweep(a.out)
@@ -143,7 +157,16 @@ def cmd_sweep(a) -> int:
                  _parse_sets(a.set))
     for spec in specs:
         spec.bf16, spec.compile, spec.cuda_graphs = a.bf16, a.compile, a.cuda_graphs
-    return run_sweep(specs, a.out, workers=a.workers, backend=a.backend, fresh=a.fresh)
+        spec.checkpoint_every_min = a.checkpoint_every_min
+    return run_sweep(specs, a.out, workers=a.workers, backend=a.backend, fresh=a.force,
+                     progress=not a.no_progress)
+
+
+def cmd_status(a) -> int:
+    from benchmarks.sweep import sweep_status
+
+    print("\n".join(sweep_status(a.dir)))
+    return 0
 
 
 def cmd_data(a) -> int:
@@ -277,12 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     handler = {"run": cmd_run, "sweep": cmd_sweep, "data": cmd_data, "plots": cmd_plots, "speed": cmd_speed,
-               "list": cmd_list}[a.cmd]
+               "list": cmd_list, "status": cmd_status}[a.cmd]
     try:
         return handler(a)
     except UserError as e:
         print(f"awac-bench: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        from benchmarks.harness import RunFailed
+
+        if not isinstance(e, RunFailed):
+            raise
+        print(f"awac-bench: run failed: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("awac-bench: interrupted (finished rows are on disk)", file=sys.stderr)
         return 130

@@ -190,6 +190,10 @@ def planned_updates(spec: RunSpec, algo) -> int:
 class RunFailed(Exception):
     """A run stopped for good; its directory's FAILED file holds the reason (the CLI prints it, exit code 1)."""
 
+    def __init__(self, run_id: str, reason: str):
+        super().__init__(f"{run_id}: {reason}")
+        self.run_id, self.reason = run_id, reason
+
 
 class _Diverged(Exception):
     pass
@@ -350,7 +354,7 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True,
         if os.path.isfile(failed) and not force:
             with open(failed) as f:
                 reason = f.read().strip()
-            raise RunFailed(f"{spec.run_id} failed earlier: {reason} (--force starts it again)")
+            raise RunFailed(spec.run_id, f"failed earlier: {reason} (--force starts it again)")
         if force:
             why = "finished" if os.path.isfile(done) else "failed" if os.path.isfile(failed) else "unfinished"
             why = f"{why}, --force"
@@ -458,6 +462,7 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
             save_progress(ck["done"], phase=stage)
 
     def do_eval(phase: str, env_step: int) -> dict[str, float]:
+        check_finite({}, algo)  # no evaluation with a broken policy
         # the same evaluation episodes (seeds) at every evaluation: common random numbers, less noise
         res = evaluate(algo, eval_env, task, spec.eval_episodes, seed=10_000 * (spec.seed + 1))
         writer.eval_row({**base, "phase": phase, "grad_step": algo.grad_steps, "env_step": env_step, **res,
@@ -469,7 +474,6 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
             "offline_loglik": float(ll.mean()) if ll is not None else float("nan"),
             "q_estimate": float(q.mean()) if q is not None else float("nan"),
             "mc_return": diag_mc})
-        check_finite({}, algo)
         return res
 
     bar = _Progress(total, f"{spec.run_id}", progress)
@@ -535,7 +539,7 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
         bar.close()
         writer.fail(str(e))
         save_progress(ck.get("done", 0), phase="failed")
-        raise RunFailed(f"{spec.run_id}: {e}") from None
+        raise RunFailed(spec.run_id, str(e)) from None
     except BaseException as e:
         writer.close()  # rows written so far stay on disk; no DONE marker
         bar.close()

@@ -1,25 +1,40 @@
 """Run a grid of RunSpecs: local worker processes (one torch thread each, one process per core) or Ray.
 
-Finished runs (a ``DONE`` file) are skipped, so a sweep that died is resumed by running it again;
-an unfinished run is restarted from scratch. Every run's rows are on disk as soon as they exist.
+Rerunning a sweep continues it: finished runs (``DONE``) are skipped, runs that failed for good (``FAILED``)
+are listed again without rerunning them, unfinished runs continue from their last checkpoint (see
+``benchmarks.harness.run``); ``force`` starts every run again and keeps the old directories in ``OUT/old/``.
+A worker process that dies (killed, out of memory) takes its run with it, not the sweep: the runs it held
+are started again in a new pool and continue from their checkpoints (at most MAX_RETRIES times each).
+
+``OUT/sweep.json`` lists the sweep's specs (written when it starts), so ``awac-bench status OUT`` can tell
+finished, running, failed and remaining runs apart. One progress bar counts every step of the sweep
+(offline + online steps of every run, read from each run's ``progress.json``) with an ETA from the
+throughput measured per algorithm.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import datetime as dt
+import json
 import multiprocessing as mp
 import os
+import socket
 import sys
+import threading
 import time
 import traceback
 
 from algorithms.base import UserError
-from benchmarks.harness import RunSpec, prepare, run
+from benchmarks.harness import RunFailed, RunSpec, check_output_dir, prepare, run
 from benchmarks.results import collect_sweep
 
+MAX_RETRIES = 2      # new attempts for a run whose worker process died
+POLL_S = 1.0         # seconds between progress-bar updates
 
-def _run_one(spec_dict: dict, out_dir: str) -> tuple[str, float, str | None]:
+
+def _run_one(spec_dict: dict, out_dir: str, force: bool = False) -> tuple[str, float, str | None]:
     """Worker entry point: returns (run_id, seconds, error or None)."""
     import warnings
 
@@ -28,22 +43,145 @@ def _run_one(spec_dict: dict, out_dir: str) -> tuple[str, float, str | None]:
     spec = RunSpec(**spec_dict)
     t0 = time.perf_counter()
     try:
-        run(spec, out_dir, progress=False)
+        run(spec, out_dir, progress=False, resume=True, force=force)
         return spec.run_id, time.perf_counter() - t0, None
+    except RunFailed as e:
+        return spec.run_id, time.perf_counter() - t0, e.reason
     except UserError as e:
         return spec.run_id, time.perf_counter() - t0, str(e)
     except Exception:  # report and keep the sweep going
         return spec.run_id, time.perf_counter() - t0, traceback.format_exc(limit=3)
 
 
-def _done(out_dir: str, spec: RunSpec) -> bool:
-    return os.path.isfile(os.path.join(out_dir, "runs", spec.run_id, "DONE"))
+def _state(out_dir: str, run_id: str) -> str:
+    d = os.path.join(out_dir, "runs", run_id)
+    if os.path.isfile(os.path.join(d, "DONE")):
+        return "finished"
+    if os.path.isfile(os.path.join(d, "FAILED")):
+        return "failed"
+    return "partial" if os.path.isdir(d) else "new"
+
+
+def _failed_reason(out_dir: str, run_id: str) -> str:
+    try:
+        with open(os.path.join(out_dir, "runs", run_id, "FAILED")) as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def read_progress(out_dir: str, run_id: str) -> dict | None:
+    try:
+        with open(os.path.join(out_dir, "runs", run_id, "progress.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def steps_of(spec: RunSpec) -> int:
+    return spec.offline_steps + spec.online_steps
+
+
+def write_sweep_json(out_dir: str, specs: list[RunSpec], workers: int, backend: str) -> None:
+    info = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "host": socket.gethostname(),
+            "workers": workers, "backend": backend,
+            "runs": [{"run_id": s.run_id, **dataclasses.asdict(s)} for s in specs]}
+    tmp = os.path.join(out_dir, "sweep.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(info, f, indent=1, sort_keys=True)
+    os.replace(tmp, os.path.join(out_dir, "sweep.json"))
+
+
+def estimate_eta(specs: list[RunSpec], progress: dict[str, dict | None], finished: set[str],
+                 workers: int) -> float | None:
+    """Seconds left: the remaining steps of every unfinished run at its algorithm's measured throughput
+    (steps per run-second over the runs of that algorithm that reported progress; the mean over all
+    algorithms where one has none yet), spread over ``workers`` (at most one per unfinished run)."""
+    done_by, wall_by = {}, {}
+    for s in specs:
+        p = progress.get(s.run_id)
+        if p and p.get("wall_s", 0) > 0 and p.get("steps_done", 0) > 0:
+            done_by[s.algo] = done_by.get(s.algo, 0) + p["steps_done"]
+            wall_by[s.algo] = wall_by.get(s.algo, 0.0) + p["wall_s"]
+    if not done_by:
+        return None
+    overall = sum(done_by.values()) / sum(wall_by.values())
+    run_seconds, left = 0.0, 0
+    for s in specs:
+        if s.run_id in finished:
+            continue
+        p = progress.get(s.run_id) or {}
+        remaining = max(0, steps_of(s) - int(p.get("steps_done", 0)))
+        rate = done_by[s.algo] / wall_by[s.algo] if s.algo in done_by else overall
+        run_seconds += remaining / rate
+        left += 1
+    return run_seconds / max(1, min(workers, left)) if left else 0.0
+
+
+def _fmt_s(s: float | None) -> str:
+    if s is None:
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class _SweepBar:
+    """One bar over every step of the sweep, refreshed from the runs' progress.json files by a thread."""
+
+    def __init__(self, specs: list[RunSpec], out_dir: str, workers: int, enabled: bool = True):
+        from tqdm.auto import tqdm
+
+        self.specs, self.out_dir, self.workers = specs, out_dir, workers
+        self.finished: set[str] = set()
+        self.failed = 0
+        self.bar = tqdm(total=sum(steps_of(s) for s in specs), desc="sweep", unit="step", dynamic_ncols=True,
+                        disable=not enabled, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                                        "steps [{elapsed}{postfix}]")
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.refresh()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(POLL_S):
+            self.refresh()
+
+    def refresh(self) -> None:
+        with self.lock:
+            progress = {s.run_id: read_progress(self.out_dir, s.run_id) for s in self.specs
+                        if s.run_id not in self.finished}
+            n = sum(steps_of(s) if s.run_id in self.finished else int((progress.get(s.run_id) or {})
+                                                                       .get("steps_done", 0))
+                    for s in self.specs)
+            eta = estimate_eta(self.specs, progress, self.finished, self.workers)
+            self.bar.n = n
+            runs = f"{len(self.finished)}/{len(self.specs)} runs" + (f", {self.failed} failed" if self.failed else "")
+            self.bar.set_postfix_str(f", eta {_fmt_s(eta)}, {runs}", refresh=False)
+            self.bar.refresh()
+
+    def run_ended(self, run_id: str, failed: bool) -> None:
+        with self.lock:
+            self.finished.add(run_id)
+            self.failed += int(failed)
+        self.refresh()
+
+    def write(self, msg: str) -> None:
+        self.bar.write(msg, file=sys.stderr)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.refresh()
+        self.bar.close()
 
 
 def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str = "process",
-              fresh: bool = False) -> int:
+              fresh: bool = False, progress: bool = True) -> int:
+    """Run every spec; returns 0, or 1 if any run failed (the summary lists them). ``fresh``: --force."""
     if workers < 1:
         raise UserError("--workers must be >= 1")
+    check_output_dir(out_dir)
     # validate every distinct (algo, task, config) before starting anything: bad input fails fast
     seen = set()
     for s in specs:
@@ -51,53 +189,147 @@ def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str
         if key not in seen:
             seen.add(key)
             prepare(s)
-    todo = [s for s in specs if fresh or not _done(out_dir, s)]
-    skipped = len(specs) - len(todo)
-    os.makedirs(out_dir, exist_ok=True)
-    print(f"sweep: {len(specs)} runs ({skipped} already finished), {workers} worker(s), backend {backend}, "
-          f"results in {out_dir}", file=sys.stderr)
+    states = {s.run_id: _state(out_dir, s.run_id) for s in specs}
+    count = {k: sum(v == k for v in states.values()) for k in ("finished", "failed", "partial", "new")}
+    todo = specs if fresh else [s for s in specs if states[s.run_id] in ("partial", "new")]
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        write_sweep_json(out_dir, specs, workers, backend)
+    except OSError as e:
+        raise UserError(f"cannot write results to '{out_dir}': {e.strerror}") from None
+    what = (f"{count['finished']} already finished, {count['failed']} failed earlier, {count['partial']} to resume"
+            if not fresh else "all started again (--force)")
+    print(f"sweep: {len(specs)} runs ({what}), {workers} worker(s), backend {backend}, results in {out_dir}",
+          file=sys.stderr)
     t0 = time.perf_counter()
     failures: list[tuple[str, str]] = []
+    if not fresh:
+        failures += [(s.run_id, f"failed earlier: {_failed_reason(out_dir, s.run_id)}") for s in specs
+                     if states[s.run_id] == "failed"]
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(todo), desc="sweep", unit="run", dynamic_ncols=True)
+    bar = _SweepBar(todo, out_dir, workers, enabled=progress)
 
     def record(result):
         rid, secs, err = result
         if err:
             failures.append((rid, err))
             bar.write(f"FAILED {rid}: {err.strip().splitlines()[-1]}")
-        else:
-            bar.set_postfix(last=f"{rid} {secs:.0f}s", refresh=False)
-        bar.update(1)
+        bar.run_ended(rid, bool(err))
 
     dicts = [dataclasses.asdict(s) for s in todo]
-    if backend == "ray":
-        try:
-            import ray
-        except ImportError:
-            raise UserError("backend 'ray' needs Ray: pip install -e '.[ray]'") from None
-        if not ray.is_initialized():
-            ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True)
-        remote = ray.remote(num_cpus=1)(_run_one)
-        pending = [remote.remote(d, os.path.abspath(out_dir)) for d in dicts]
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            record(ray.get(ready[0]))
-    elif workers == 1:
-        for d in dicts:
-            record(_run_one(d, out_dir))
-    else:
-        ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_run_one, d, out_dir) for d in dicts]
-            for fut in cf.as_completed(futures):
-                record(fut.result())
-    bar.close()
+    try:
+        if backend == "ray":
+            _run_ray(dicts, out_dir, fresh, record)
+        elif workers == 1:
+            for d in dicts:
+                record(_run_one(d, out_dir, fresh))
+        else:
+            _run_pool(dicts, out_dir, workers, fresh, record)
+    finally:
+        bar.close()
     path = collect_sweep(out_dir)
     print(f"sweep: {len(todo) - len(failures)}/{len(todo)} runs finished in {time.perf_counter() - t0:.0f}s; "
           f"table: {path}", file=sys.stderr)
     for rid, err in failures:
         print(f"  failed: {rid}: {err.strip().splitlines()[-1]}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _run_pool(dicts: list[dict], out_dir: str, workers: int, force: bool, record) -> None:
+    """Local worker processes; the runs of a pool that broke (a worker died) go to a new pool and resume."""
+    ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools
+    attempts: dict[str, int] = {}
+    pending = list(dicts)
+    while pending:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            # --force applies to a run's first attempt only: a retry continues that attempt
+            futures = {pool.submit(_run_one, d, out_dir, force and not attempts.get(RunSpec(**d).run_id)): d
+                       for d in pending}
+            pending = []
+            for fut in cf.as_completed(futures):
+                d = futures[fut]
+                try:
+                    record(fut.result())
+                except Exception as e:  # BrokenProcessPool: a worker process died
+                    rid = RunSpec(**d).run_id
+                    attempts[rid] = attempts.get(rid, 0) + 1
+                    if attempts[rid] > MAX_RETRIES:
+                        record((rid, 0.0, f"worker process died {attempts[rid]} times ({type(e).__name__})"))
+                    else:
+                        pending.append(d)  # continues from its checkpoint
+
+
+def _run_ray(dicts: list[dict], out_dir: str, force: bool, record) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("backend 'ray' needs Ray: pip install -e '.[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True)
+    remote = ray.remote(num_cpus=1)(_run_one)
+    pending = [remote.remote(d, os.path.abspath(out_dir), force) for d in dicts]
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        record(ray.get(ready[0]))
+
+
+# -- awac-bench status ------------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
+    """Lines for ``awac-bench status OUT``: every run of OUT/sweep.json (and any other run folder in OUT/runs)
+    as finished, running (age of its last checkpoint), interrupted, failed (reason) or remaining."""
+    if not os.path.isdir(out_dir):
+        raise UserError(f"results directory not found: {out_dir}")
+    now = time.time() if now is None else now
+    planned: dict[str, int | None] = {}
+    try:
+        with open(os.path.join(out_dir, "sweep.json")) as f:
+            for r in json.load(f)["runs"]:
+                planned[r["run_id"]] = int(r["offline_steps"]) + int(r["online_steps"])
+    except (OSError, ValueError, KeyError):
+        pass
+    runs_dir = os.path.join(out_dir, "runs")
+    for rid in sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []:
+        if os.path.isdir(os.path.join(runs_dir, rid)):
+            planned.setdefault(rid, None)
+    if not planned:
+        raise UserError(f"no sweep.json and no runs in {out_dir}")
+    groups: dict[str, list[str]] = {k: [] for k in ("finished", "running", "interrupted", "failed", "remaining")}
+    host = socket.gethostname()
+    for rid in sorted(planned):
+        state = _state(out_dir, rid)
+        if state == "finished":
+            groups["finished"].append(rid)
+        elif state == "failed":
+            groups["failed"].append(f"{rid}: {_failed_reason(out_dir, rid)}")
+        elif state == "new":
+            groups["remaining"].append(rid)
+        else:
+            p = read_progress(out_dir, rid) or {}
+            ckpt = os.path.join(runs_dir, rid, "ckpt", "state.pt")
+            last = p.get("last_checkpoint") or (os.path.getmtime(ckpt) if os.path.isfile(ckpt) else None)
+            age = "no checkpoint yet" if last is None else f"last checkpoint {_fmt_s(now - last)} ago"
+            total = p.get("steps_total") or planned[rid]
+            pct = f"{p.get('steps_done', 0)}/{total} steps" if total else "started"
+            if not p:
+                groups["interrupted"].append(f"{rid}: no progress recorded, {age}")
+            elif p.get("host") == host and p.get("pid") and not _alive(int(p["pid"])):
+                groups["interrupted"].append(f"{rid}: {pct}, {age} (rerun the sweep or `run --resume`)")
+            elif p.get("host") not in (None, host) and now - float(p.get("updated", 0)) > 600:
+                groups["interrupted"].append(f"{rid}: {pct}, {age}, no progress for "
+                                             f"{_fmt_s(now - float(p.get('updated', 0)))} (on {p.get('host')})")
+            else:
+                groups["running"].append(f"{rid}: {pct}, {age}")
+    lines = [f"{out_dir}: {len(planned)} runs: " + ", ".join(f"{len(v)} {k}" for k, v in groups.items())]
+    for k in ("running", "interrupted", "failed", "remaining"):
+        lines += [f"  {k:11s} {item}" for item in groups[k]]
+    return lines
