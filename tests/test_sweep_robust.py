@@ -1,5 +1,6 @@
 """Results are never destroyed, bad output paths are one line, a diverging run fails alone, sweeps can be watched."""
 
+import dataclasses
 import json
 import math
 import os
@@ -256,3 +257,45 @@ def test_sweep_table_after_a_resume_equals_an_uninterrupted_one(tmp_path):
     assert run_sweep(specs, str(tmp_path / "out"), workers=1, progress=False) == 0
     a, b = (pd.read_csv(tmp_path / d / "evals.csv").drop(columns="wall_s") for d in ("ref", "out"))
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_runs_of_a_pool_whose_worker_died_continue_in_a_new_pool(monkeypatch):
+    """A worker that dies breaks its pool; its runs (and the others in flight) go to a new pool and resume
+    (not --force again), up to MAX_RETRIES times, then count as failed."""
+    import concurrent.futures as cf
+    from concurrent.futures.process import BrokenProcessPool
+
+    import benchmarks.sweep as sw
+
+    calls = []
+
+    class Pool:  # runs submissions at once; seed 1 kills "its worker" in the first pool, seed 2 in every pool
+        pools = 0
+
+        def __init__(self, max_workers, mp_context):
+            Pool.pools += 1
+            self.k = Pool.pools
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, d, out, force):
+            calls.append((self.k, d["seed"], force))
+            fut = cf.Future()
+            if (d["seed"] == 1 and self.k == 1) or d["seed"] == 2:
+                fut.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+            else:
+                fut.set_result((RunSpec(**d).run_id, 1.0, None))
+            return fut
+
+    monkeypatch.setattr(sw.cf, "ProcessPoolExecutor", Pool)
+    results = []
+    sw._run_pool([dataclasses.asdict(bc_spec(seed=s)) for s in (0, 1, 2)], "out", 2, True, results.append)
+    assert sorted(c for c in calls if c[1] != 2) == [(1, 0, True), (1, 1, True), (2, 1, False)]
+    assert [c for c in calls if c[1] == 2] == [(k, 2, k == 1) for k in range(1, sw.MAX_RETRIES + 2)]
+    errors = {rid: err for rid, _, err in results}
+    assert errors["bc__pen-binary-human__s0"] is None and errors["bc__pen-binary-human__s1"] is None
+    assert errors["bc__pen-binary-human__s2"] == "worker process died 3 times (BrokenProcessPool)"
