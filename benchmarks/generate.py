@@ -171,6 +171,16 @@ def load_expert(env_id: str, path: str | None = None):
         raise UserError(f"no expert policy for {env_id} at {path}: run `awac-bench data expert --env {env_id}`")
     state = torch.load(path, map_location="cpu", weights_only=True)
     actor = TanhGaussianPolicy(state["obs_dim"], state["act_dim"], state["hidden"])
-    actor.load_state_dict(state["actor"])
+    # the Linear layers in order, whatever the module names were when it was saved (an MLP's weights do not
+    # depend on how the code groups its layers)
+    sd = state["actor"]
+    saved = [(v, sd[k[: -len("weight")] + "bias"]) for k, v in sd.items() if k.endswith("weight")]
+    linears = [m for m in actor.modules() if isinstance(m, torch.nn.Linear)]
+    if [w.shape for w, _ in saved] != [m.weight.shape for m in linears]:
+        raise UserError(f"expert {path}: its layers {[tuple(w.shape) for w, _ in saved]} do not fit the policy")
+    with torch.no_grad():
+        for m, (w, b) in zip(linears, saved, strict=True):
+            m.weight.copy_(w)
+            m.bias.copy_(b)
     actor.requires_grad_(False)
     return actor, json.loads(state["info"])
