@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--task", default="halfcheetah-sac-replay",
                    help="a generated task: a paper-recipe task (pen-binary, halfcheetah-awac, ...) or "
                         "halfcheetah-sac-replay")
+    g.add_argument("--env", help="any gymnasium MuJoCo env with a suite expert (data expert --env): the paper's "
+                              "MuJoCo recipe into generated/<env>-awac.hdf5 (use it with --task custom --dataset)")
     g.add_argument("--steps", type=int)
     g.add_argument("--random-steps", type=int)
     g.add_argument("--seed", type=int)
@@ -198,14 +200,17 @@ def cmd_data(a) -> int:
             raise UserError(f"unknown preset '{a.preset}' (known: {', '.join(PRESETS)})")
         ensure_generated_many(PRESETS[a.preset]["tasks"], a.workers)
         return 0
-    if a.data_cmd == "generate" and a.task in TASKS and TASKS[a.task].recipe is not None:
+    if a.data_cmd == "generate" and (a.env or (a.task in TASKS and TASKS[a.task].recipe is not None)):
         from benchmarks import priordata
+        from benchmarks.tasks import mujoco_recipe_task
 
-        task = TASKS[a.task]
+        task = mujoco_recipe_task(a.env) if a.env else TASKS[a.task]
+        if a.env and task.name in TASKS and TASKS[task.name].env_id == a.env:
+            task = TASKS[task.name]
         path = a.out or task.dataset_path
         ds, info = priordata.generate(task, path, progress=True)
         if a.out is None:
-            generate.record_manifest(a.task, info)
+            generate.record_manifest(task.name, info)
         print(f"wrote {path}: {info['rows']} rows ({info['demo_rows']} demonstration, {info['bc_rows']} BC-rollout), "
               f"sha256 {info['sha256']}, BC rollout return {info['bc_return_mean']:.1f}"
               + (f", success {100 * info['bc_success_rate']:.0f}%" if info["bc_success_rate"] is not None else ""))

@@ -191,10 +191,13 @@ def _hand(name: str, env_id: str, success_min_steps: int, score_family: str, rec
                 relabel=relabel, recipe=recipe)
 
 
-def _mujoco(name: str, env_id: str, score_family: str) -> Task:
+def mujoco_recipe_task(env_id: str, name: str | None = None) -> Task:
+    """The paper's MuJoCo recipe on any gymnasium env with a suite expert (``awac-bench data expert --env``):
+    15 demonstrations of the expert with N(0, 0.1^2) action noise + 100 BC rollouts (13 + 90 loaded)."""
+    name = name or f"{env_id.split('-v')[0].lower()}-awac"
     return Task(name, env_id, "mujoco", os.path.join(priordata.GENERATED_DIR, f"{name}.hdf5"), 1000, None, None,
-                score_family, f"{env_id}: 15 demos of the suite's SAC expert (action noise 0.1) + 100 BC rollouts "
-                              "(13 + 90 loaded)",
+                scores.family_of(env_id), f"{env_id}: 15 demos of the suite's SAC expert (action noise 0.1) + 100 "
+                                          "BC rollouts (13 + 90 loaded)",
                 recipe=priordata.Recipe(demos=f"sac:{env_id}", n_demos=15, n_bc_rollouts=100, demo_noise=0.1))
 
 
@@ -216,9 +219,9 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     _hand("door-binary-human", "AdroitHandDoor-v1", 25, "door", None, "door-human-dapg.hdf5",
           "AdroitHandDoor-v1, binary reward, the 25 DAPG human demonstrations alone (relabelled)",
           relabel=door_relabel),
-    _mujoco("halfcheetah-awac", "HalfCheetah-v5", "halfcheetah"),
-    _mujoco("hopper-awac", "Hopper-v5", "hopper"),
-    _mujoco("ant-awac", "Ant-v5", "ant"),
+    mujoco_recipe_task("HalfCheetah-v5"),
+    mujoco_recipe_task("Hopper-v5"),
+    mujoco_recipe_task("Ant-v5"),
     Task("halfcheetah-sac-replay", "HalfCheetah-v5", "mujoco",
          os.path.join(DATA_DIR, "halfcheetah-sac-replay.hdf5"), 1000, None, None, "halfcheetah",
          "HalfCheetah-v5, replay buffer of the suite's own short SAC run (generated, checksummed)"),
