@@ -79,6 +79,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, UserError
@@ -399,7 +400,7 @@ class AWR(Algorithm):
         """L_V and its metrics (loss, mean V, mean return)."""
         with self.autocast():
             v_n = f32(self.critic(self.obs_norm(obs)).squeeze(-1))
-            loss = 0.5 * (ret / self.value_scale - v_n).pow(2).mean()
+            loss = 0.5 * F.mse_loss(v_n, ret / self.value_scale)
         return loss, torch.stack([loss.detach(), v_n.detach().mean() * self.value_scale, ret.mean()])
 
     def _weights(self, adv: torch.Tensor, adv_stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

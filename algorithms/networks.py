@@ -383,8 +383,38 @@ def standard_gaussian_log_prob(z: torch.Tensor, log_std: torch.Tensor) -> torch.
 
 
 def diag_gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Sum over the last axis of log N(x; mean, exp(log_std)^2)."""
+    """Sum over the last axis of log N(x; mean, exp(log_std)^2).
+
+    In float32 eager mode with a gradient to compute this is one autograd node (``_DiagGaussianLogProb``, the
+    same formula, tested against autograd's graph of it) instead of about ten."""
+    if (torch.is_grad_enabled() and not torch.compiler.is_compiling() and not torch.is_autocast_enabled(x.device.type)
+            and (x.requires_grad or mean.requires_grad or log_std.requires_grad)):
+        return _DiagGaussianLogProb.apply(x, mean, log_std)
     return standard_gaussian_log_prob((x - mean) * torch.exp(-log_std), log_std)
+
+
+class _DiagGaussianLogProb(torch.autograd.Function):
+    """log N(x; mu, sigma^2) summed over the last axis; with z = (x - mu) / sigma and g = dL/dlogp:
+    dL/dmu = g z / sigma = -dL/dx,  dL/dlog sigma = g (z^2 - 1) (each summed back to its input's shape)."""
+
+    @staticmethod
+    def forward(ctx, x, mean, log_std):
+        inv_std = torch.exp(-log_std)
+        z = (x - mean) * inv_std
+        ctx.save_for_backward(z, inv_std)
+        ctx.shapes = (x.shape, mean.shape, log_std.shape)
+        return standard_gaussian_log_prob(z, log_std)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        z, inv_std = ctx.saved_tensors
+        g = grad.unsqueeze(-1)
+        d_mean = g * z * inv_std
+        need, (x_shape, mean_shape, log_std_shape) = ctx.needs_input_grad, ctx.shapes
+        return (d_mean.neg().sum_to_size(x_shape) if need[0] else None,
+                d_mean.sum_to_size(mean_shape) if need[1] else None,
+                (g * (z.square() - 1.0)).sum_to_size(log_std_shape) if need[2] else None)
 
 
 def gaussian_action(mean: torch.Tensor, log_std: torch.Tensor, deterministic: bool) -> np.ndarray:

@@ -146,10 +146,11 @@ class ReplayBuffer:
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         idx = torch.randint(0, self.size, (batch_size,), generator=self._gen, device=self.device)
-        views = self._views(torch.index_select(self._rows, 0, idx))
-        if self.ret is None:
-            return Batch(*views, self._empty, self._empty)
-        return Batch(*views)
+        widths = [c.stop - c.start if isinstance(c, slice) else 1 for c in self._cols]
+        f = torch.index_select(self._rows, 0, idx).split_with_sizes(widths, 1)  # one op for every column view
+        scalars = [t.squeeze(1) for t in f[4:]]  # done[, ret, adv]
+        extra = scalars[1:] if self.ret is not None else (self._empty, self._empty)
+        return Batch(f[0], f[1], f[2].squeeze(1), f[3], scalars[0], *extra)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self, since: int) -> tuple[dict, dict]:

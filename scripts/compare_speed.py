@@ -1,29 +1,30 @@
 #!/usr/bin/env python
-"""Side-by-side training-step speed: awac-bench vs d3rlpy 2.8.1 (and CORL's AWAC if you have it).
+"""Side-by-side training-step speed: awac-bench against d3rlpy 2.8.1, CORL's AWAC (a local copy) and, with
+``--baseline``, another checkout of awac-bench (e.g. a git worktree of an older commit).
 
     python scripts/compare_speed.py                       # d3rlpy importable here (pip install -e '.[compare]')
     python scripts/compare_speed.py --d3rlpy-python /tmp/d3venv/bin/python   # d3rlpy in its own venv
     python scripts/compare_speed.py --corl ~/CORL/algorithms/finetune/awac.py
+    git worktree add /tmp/before HEAD~5 && python scripts/compare_speed.py --baseline /tmp/before --no-other
 
-Every contender runs in its own worker process (one torch thread, OMP_NUM_THREADS=1) on identical
-synthetic data (same numpy seed: Gaussian observations, uniform actions, 1% terminals, 1000-step episodes)
-with identical network sizes and batch size. A *training step* is what each library's own training loop
-does per gradient step, batch sampling included: ours ``buffer.sample`` + ``algo.update``; d3rlpy
-``dataset.sample_transition_batch`` + ``algo.update`` (its ``fit`` loop); CORL ``buffer.sample`` +
-``awac.update``. The workers run in alternating chunks of ~0.25 s (never at the same time), so a
-machine shared with other jobs slows every contender alike; the table shows medians over the chunks.
-
-The ceiling column is this machine's matmul rate on our update's own matmuls (replayed in the same run)
-over our update's counted FLOPs (see ``benchmarks/speed.py``); ``GFLOP`` is the matmul work each
-library's step really executes (``torch.utils.flop_counter``), so a library that repeats forward passes
-shows it there. AWR has no d3rlpy counterpart; it is compared with a straightforward PyTorch version of
-itself (defined in this file: plain modules and optimizers, numpy batch gathering with a host->tensor
-copy per step, one ``.item()`` per metric, the authors' reverse Python loop for the TD(lambda) returns).
+Every contender runs in its own worker process (one torch thread, OMP_NUM_THREADS=1) on identical synthetic data
+(``benchmarks.speed.synthetic_data``, same seed) with identical network sizes and batch size. A *training step*
+is what each library's own training loop does per gradient step, batch sampling included: ours (and the
+baseline's) ``buffer.sample`` + ``algo.update`` with ``prepare_updates`` at the start of each block
+(``benchmarks.speed.training_step``); d3rlpy ``dataset.sample_transition_batch`` + ``algo.update`` (its ``fit``
+loop); CORL ``buffer.sample`` + ``awac.update``. The workers run in alternating chunks of ~0.25 s (never at the
+same time), so a machine shared with other jobs slows every contender alike; the table shows medians over the
+chunks. ``GFLOP`` is the matmul work each library's step executes (``torch.utils.flop_counter``), so a library
+that repeats forward passes shows it there. AWR has no d3rlpy counterpart; it is compared with a
+straightforward PyTorch version of itself (``build_plain_awr``: plain modules and optimizers, numpy batch
+gathering with a host->tensor copy per step, one ``.item()`` per metric, the authors' reverse Python loop for
+the TD(lambda) returns). The ceiling of each update is ``awac-bench speed``'s business, not this script's.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -35,7 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBS, ACT = 17, 6  # HalfCheetah sizes
 ROWS = 100_000
 
-# (algorithm, batch, our config overrides, d3rlpy settings)
+# (algorithm, batch, our config overrides, extra)
 CASES = [
     ("awac", 256, {"actor_hidden": (256, 256), "critic_hidden": (256, 256)}, {}),
     ("awac", 1024, {"actor_hidden": (256, 256), "critic_hidden": (256, 256)}, {}),
@@ -44,6 +45,7 @@ CASES = [
     ("bear", 256, {"actor_hidden": (256, 256), "critic_hidden": (256, 256), "vae_hidden": (750, 750),
                    "num_target_samples": 10, "num_mmd_samples": 4}, {}),
     ("awr", 256, {}, {}),
+    ("iql", 256, {}, {}),
 ]
 CORL_SIZES = {"actor_hidden": (256, 256, 256), "critic_hidden": (256, 256, 256)}  # CORL AWAC: 3 x 256
 
@@ -51,79 +53,71 @@ CORL_SIZES = {"actor_hidden": (256, 256, 256), "critic_hidden": (256, 256, 256)}
 # ============================================================================================================
 # workers (run in their own interpreter; only numpy + torch + the library they measure)
 # ============================================================================================================
-def synthetic(seed: int = 0):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    obs = rng.standard_normal((ROWS, OBS)).astype(np.float32)
-    act = rng.uniform(-1, 1, (ROWS, ACT)).astype(np.float32)
-    rew = rng.standard_normal(ROWS).astype(np.float32)
-    terminals = (rng.random(ROWS) < 0.01).astype(np.float32)
-    timeouts = np.zeros(ROWS, np.float32)
-    timeouts[999::1000] = 1.0
-    timeouts[terminals > 0] = 0.0
-    timeouts[-1] = 1.0 - terminals[-1]
-    next_obs = np.roll(obs, -1, axis=0)
-    return obs, act, rew, next_obs, terminals, timeouts
+def _speed():
+    """This checkout's ``benchmarks/speed.py`` loaded by path (numpy only at import): a baseline worker imports
+    the *other* checkout's ``algorithms`` and ``benchmarks`` packages, a d3rlpy worker neither."""
+    if "awac_bench_speed" not in sys.modules:
+        path = os.path.join(ROOT, "benchmarks", "speed.py")
+        spec = importlib.util.spec_from_file_location("awac_bench_speed", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["awac_bench_speed"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["awac_bench_speed"]
 
 
-def _flops(fn) -> float:
+def synthetic():
+    return _speed().synthetic_data(OBS, ACT, ROWS)
+
+
+def _flops(fn, calls: int = 1) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as fc:
-        fn()
-    return fc.get_total_flops() / 1e9
+        for _ in range(calls):
+            fn()
+    return fc.get_total_flops() / calls / 1e9
 
 
 def build_ours(spec):
-    """Our training step (and, for the ceiling, the replay of its matmuls)."""
-    sys.path.insert(0, ROOT)
+    """Our training step from this checkout or ``spec["root"]`` (the baseline), through the public interface
+    only (``algorithms.make``, ``ReplayBuffer``, ``prepare_updates``/``update``/``sample``): an older checkout runs
+    too."""
+    root = spec.get("root") or ROOT
+    sys.path.insert(0, root)
     import torch
 
-    from benchmarks import speed
+    import algorithms
     from benchmarks.buffer import ReplayBuffer
 
-    algo_name, batch, over = spec["algo"], spec["batch"], spec["overrides"]
-    algo = speed.make_algo(algo_name, OBS, ACT, batch, "cpu", over)
-    obs, act, rew, next_obs, term, timeout = synthetic()
+    assert os.path.samefile(os.path.dirname(os.path.dirname(algorithms.__file__)), root), algorithms.__file__
+    torch.manual_seed(0)
+    algo = algorithms.make(spec["algo"], OBS, ACT, overrides={**spec["overrides"], "batch_size": spec["batch"]})
+    if hasattr(algo, "past_warmup"):
+        algo.past_warmup()
+    else:  # a checkout from before the hook: the same skip (BEAR's warm-up, SACfD-prior's BC steps)
+        cfg = algo.cfg
+        algo.grad_steps = max(int(getattr(cfg, "warmup_steps", 0)), int(getattr(cfg, "bc_init_steps", 0)))
     buf = ReplayBuffer(OBS, ACT, algo.buffer_capacity(ROWS, 0), with_returns=algo.needs_returns)
-    buf.add_many(obs, act, rew, next_obs, term, timeout > 0)
+    buf.add_many(*synthetic())
     algo.set_speed_options(compile=spec.get("compile", False))
-    speed._steady_state(algo)
-    step = speed.training_step(algo, buf, batch)
-    for _ in range(6 if spec.get("compile") else 3):
+    step, block = _speed().training_step(algo, buf, spec["batch"])
+    for _ in range(max(block, 6 if spec.get("compile") else 3)):
         step()
-    info = {"gflop": speed.count_flops(algo, batch, buf) / 1e9, **speed.network_layers(algo)}
+    info = {"gflop_executed": _flops(step, block), "block": block,
+            "networks": {} if spec.get("root") else _speed().network_widths(algo)}
     if spec.get("compile"):
         fns = [getattr(algo, n) for n in algo.compilable]
         info["compile_failed"] = any(getattr(f, "failed", True) for f in fns if hasattr(f, "compiled"))
-    fns = {"step": step}
-    if spec.get("ceiling"):
-        parts = speed.record_matmuls(algo_name, OBS, ACT, batch, "cpu", over, buf)
-        replays = [(speed.make_replay(calls, torch.device("cpu")), w) for calls, w in parts]
-        executed = sum(w * sum(speed.call_flops(f, s) for f, s, _ in calls) for calls, w in parts)
-        info["gflop_executed"] = executed / 1e9
-        info["peak_matmul_gflops"] = speed.peak_matmul_gflops(batch, torch.device("cpu"))
-
-        n_updates = 1 if len(replays) == 1 else algo.cfg.critic_steps + algo.cfg.actor_steps  # AWR: a block
-        counts = [max(1, round(w * n_updates)) for _, w in replays]
-
-        def replay():  # the matmuls of n_updates training steps
-            for (fn, _), k in zip(replays, counts, strict=True):
-                for _ in range(k):
-                    fn()
-
-        info["replay_updates"] = n_updates
-        fns["replay"] = replay
-    return fns, info
+    return {"step": step}, info
 
 
 def build_d3rlpy(spec):
     import d3rlpy
+    import numpy as np
     from d3rlpy.models.encoders import VectorEncoderFactory
 
     obs, act, rew, _, term, timeout = synthetic()
-    ds = d3rlpy.dataset.MDPDataset(obs, act, rew, term, timeout)
+    ds = d3rlpy.dataset.MDPDataset(obs, act, rew, term, timeout.astype(np.float32))
     o = spec["overrides"]
     enc = lambda h: VectorEncoderFactory(list(h))  # noqa: E731
     name, batch = spec["algo"], spec["batch"]
@@ -156,20 +150,10 @@ def build_d3rlpy(spec):
 
 
 def build_corl(spec):
-    """CORL's algorithms/finetune/awac.py (or offline/awac.py) from a local checkout, imported by path.
-
-    Built the way CORL's ``train()`` builds it, with the defaults of CORL's own ``TrainConfig``: ``set_seed``
-    (finetune: ``torch.use_deterministic_algorithms(True)``), ``Actor``/``Critic`` of ``hidden_dim`` (3 x 256),
-    one Adam per network at ``learning_rate`` (3e-4), ``AdvantageWeightedActorCritic(gamma, tau, awac_lambda)``
-    (0.99, 5e-3, 1.0; ``exp_adv_max`` its default 100), its ``ReplayBuffer`` loaded with ``load_d4rl_dataset``
-    after CORL's state normalization. A step is the body of CORL's loop: ``replay_buffer.sample(batch_size)``,
-    ``[b.to(device) for b in batch]``, ``awac.update(batch)``. Not measured (CORL's loop also does them):
-    tqdm's ``trange``, the per-step ``update_result`` bookkeeping and ``wandb.log``, ``eval_actor`` every
-    ``eval_frequency`` (1000) steps, and in finetune's online phase one env step + ``add_transition`` per step
-    (what is measured is its offline phase). Differences: ``device`` is "cpu" here (CORL's default is "cuda"),
-    the buffer holds the ``ROWS`` synthetic transitions instead of ``buffer_size`` (20M) rows (``sample`` only
-    draws from the loaded rows, so a step costs the same)."""
-    import importlib.util
+    """CORL's algorithms/finetune/awac.py from a local checkout, imported by path and built as its ``train()``
+    builds it with its ``TrainConfig`` defaults (set_seed, 3 x 256 networks, one Adam per network, state
+    normalisation, its ReplayBuffer). A step is its loop's body: ``sample``, ``.to(device)``, ``update``; not
+    measured: tqdm, wandb, evaluation, the online env step. Device "cpu" (CORL's default is "cuda")."""
     import types
 
     import numpy as np
@@ -221,91 +205,7 @@ def build_corl(spec):
     return {"step": step}, {"gflop_executed": _flops(step)}
 
 
-def build_plain_awr(spec):
-    """A straightforward AWR (same rule, config and schedule as ours; see the module docstring)."""
-    import numpy as np
-    import torch
-    from torch import nn
-
-    sys.path.insert(0, ROOT)
-    import algorithms
-
-    c = algorithms.resolve_config("awr")
-    obs, act, rew, next_obs, term, timeout = synthetic()
-    n = min(ROWS, c.buffer_size)
-    obs, act, rew, next_obs, term, timeout = (x[-n:] for x in (obs, act, rew, next_obs, term, timeout))
-
-    def net(sizes, out):
-        layers, last = [], OBS
-        for h in sizes:
-            layers += [nn.Linear(last, h), nn.ReLU()]
-            last = h
-        return nn.Sequential(*layers, nn.Linear(last, out))
-
-    torch.manual_seed(0)
-    actor, critic = net(c.actor_hidden, ACT), net(c.critic_hidden, 1)
-    log_std = torch.full((ACT,), float(np.log(c.action_std)))
-    a_opt = torch.optim.SGD(actor.parameters(), lr=c.actor_lr, momentum=c.actor_momentum)
-    v_opt = torch.optim.SGD(critic.parameters(), lr=c.critic_lr, momentum=c.critic_momentum)
-    mean_o, std_o = obs.mean(0), np.maximum(obs.std(0), c.normalizer_eps)
-    scale = 1.0 / (1.0 - c.gamma)
-    state = {"i": 0, "ret": np.zeros(n, np.float32), "adv_mean": 0.0, "adv_std": 1.0}
-    rng = np.random.default_rng(0)
-
-    def values(x):
-        with torch.no_grad():
-            return critic(torch.as_tensor((x - mean_o) / std_o)).squeeze(-1).numpy() * scale
-
-    def refresh():  # rl_util.compute_return: a reverse loop per path, bootstrapping at cut episodes
-        v, v_next = values(obs), values(next_obs)
-        ret = state["ret"]
-        nxt = 0.0
-        for t in reversed(range(n)):
-            end = t == n - 1 or timeout[t] > 0 or term[t] > 0
-            if end:
-                nxt = rew[t] + c.gamma * (0.0 if term[t] > 0 else v_next[t])
-            else:
-                nxt = rew[t] + c.gamma * ((1 - c.td_lambda) * v[t + 1] + c.td_lambda * nxt)
-            ret[t] = nxt
-        adv = ret - v
-        state["adv_mean"], state["adv_std"] = float(adv.mean()), float(adv.std())
-
-    def step():
-        pos = state["i"] % (c.critic_steps + c.actor_steps)
-        state["i"] += 1
-        if pos == 0:
-            refresh()
-        idx = rng.integers(0, n, spec["batch"])
-        o = torch.as_tensor((obs[idx] - mean_o) / std_o)
-        r = torch.as_tensor(state["ret"][idx])
-        if pos < c.critic_steps:
-            loss = 0.5 * (r / scale - critic(o).squeeze(-1)).pow(2).mean()
-            v_opt.zero_grad()
-            loss.backward()
-            v_opt.step()
-            _ = (loss.item(), r.mean().item())
-            if pos == c.critic_steps - 1:
-                refresh()
-            return
-        with torch.no_grad():
-            z = (r - critic(o).squeeze(-1) * scale - state["adv_mean"]) / (state["adv_std"] + c.adv_eps)
-            w = torch.exp(z / c.beta).clamp(max=c.weight_clip)
-        mean = actor(o)
-        logp = (-0.5 * ((torch.as_tensor(act[idx]) - mean) / log_std.exp()).pow(2) - log_std
-                - 0.5 * np.log(2 * np.pi)).sum(-1)
-        bound = 0.5 * (mean.abs() - 1.0).clamp(min=0).pow(2).sum(-1).mean()
-        loss = -(w * logp).mean() + c.action_bound_weight * bound
-        a_opt.zero_grad()
-        loss.backward()
-        a_opt.step()
-        _ = (loss.item(), bound.item(), w.mean().item(), w.max().item())
-
-    for _ in range(c.critic_steps + c.actor_steps):
-        step()
-    return {"step": step}, {}
-
-
-BUILDERS = {"ours": build_ours, "d3rlpy": build_d3rlpy, "corl": build_corl, "plain": build_plain_awr}
+BUILDERS = {"ours": build_ours, "d3rlpy": build_d3rlpy, "corl": build_corl}
 
 
 def worker(spec_json: str) -> None:
@@ -313,12 +213,12 @@ def worker(spec_json: str) -> None:
     proto = os.fdopen(os.dup(1), "w")  # the protocol keeps the real stdout; library prints go to stderr
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    import warnings
+
     import torch
 
     spec = json.loads(spec_json)
     torch.set_num_threads(int(spec.get("threads", 1)))
-    import warnings
-
     warnings.filterwarnings("ignore")
     fns, info = BUILDERS[spec["kind"]](spec)
     print("READY " + json.dumps(info), file=proto, flush=True)
@@ -326,11 +226,7 @@ def worker(spec_json: str) -> None:
         parts = line.split()
         if not parts or parts[0] == "quit":
             break
-        fn, calls = fns[parts[1]], int(parts[2])
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        print(f"{time.perf_counter() - t0:.9f}", file=proto, flush=True)
+        print(f"{_speed().timed(fns[parts[1]], int(parts[2])):.9f}", file=proto, flush=True)
 
 
 # ============================================================================================================
@@ -340,24 +236,21 @@ class Worker:
     def __init__(self, python: str, spec: dict):
         n = str(spec.get("threads", 1))
         env = {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "PYTHONWARNINGS": "ignore"}
+        if spec.get("root"):  # the baseline: its packages first, run from its directory
+            env["PYTHONPATH"] = spec["root"]
         self.p = subprocess.Popen([python, os.path.abspath(__file__), "--worker", json.dumps(spec)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                                  cwd=spec.get("root") or ROOT)
         line = self.p.stdout.readline()
         if not line.startswith("READY"):
             self.p.kill()
             raise RuntimeError(f"worker {spec['kind']} failed to start (see its stderr above)")
         self.info = json.loads(line[6:])
 
-    def start(self, name: str, calls: int) -> None:
+    def run(self, name: str, calls: int) -> float:
         self.p.stdin.write(f"run {name} {calls}\n")
         self.p.stdin.flush()
-
-    def result(self) -> float:
         return float(self.p.stdout.readline())
-
-    def run(self, name: str, calls: int) -> float:
-        self.start(name, calls)
-        return self.result()
 
     def close(self) -> None:
         try:
@@ -368,171 +261,106 @@ class Worker:
             self.p.kill()
 
 
-def side_by_side(contenders: dict[str, tuple[Worker, str]], seconds: float, chunk: float = 0.25,
-                 whole: dict[str, int] | None = None) -> dict[str, float]:
-    """Alternate chunks of every contender; median seconds per call of each.
-
-    ``whole``: fixed calls per chunk for some contenders (AWR: one whole block of updates)."""
-    calls = {}
-    for k, (w, fn) in contenders.items():
-        dt = w.run(fn, 1)
-        calls[k] = (whole or {}).get(k) or max(1, int(chunk / max(dt, 1e-6)))
-    per_call = {k: [] for k in contenders}
-    spent = dict.fromkeys(contenders, 0.0)
+def side_by_side(workers: dict[str, Worker], seconds: float, chunk: float = 0.25) -> dict[str, float]:
+    """Alternate chunks of every contender's step (whole blocks where it reports one); median seconds per step."""
+    calls = {k: w.info.get("block", 1) if w.info.get("block", 1) > 1 else max(1, int(chunk / max(w.run("step", 1),
+                                                                                                1e-6)))
+             for k, w in workers.items()}
+    per_call: dict[str, list[float]] = {k: [] for k in workers}
+    spent = dict.fromkeys(workers, 0.0)
     while min(spent.values()) < seconds or min(len(v) for v in per_call.values()) < 3:
-        for k, (w, fn) in contenders.items():
-            dt = w.run(fn, calls[k])
+        for k, w in workers.items():
+            dt = w.run("step", calls[k])
             per_call[k].append(dt / calls[k])
             spent[k] += dt
     return {k: statistics.median(v) for k, v in per_call.items()}
 
 
-def throughput(seconds: float, batch: int = 256) -> dict[str, float]:
-    """Whole-machine work: one 2-thread process vs two 1-thread processes running at the same time."""
-    spec = {"algo": "awac", "batch": batch, "overrides": CASES[0][2], "kind": "ours"}
-    one = Worker(sys.executable, {**spec, "threads": 2})
-    n = max(1, int(seconds / one.run("step", 3) * 3))
-    rate_one = n / one.run("step", n)
-    one.close()
-    pair = [Worker(sys.executable, {**spec, "threads": 1}) for _ in range(2)]
-    m = max(1, int(seconds / pair[0].run("step", 3) * 3))
-    for w in pair:
-        w.start("step", m)
-    times = [w.result() for w in pair]
-    for w in pair:
-        w.close()
-    rate_pair = sum(m / t for t in times)
-    return {"one_2thread_updates_per_s": rate_one, "two_1thread_updates_per_s": rate_pair,
-            "ratio": rate_pair / rate_one}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--d3rlpy-python", default=sys.executable,
-                    help="interpreter with d3rlpy==2.8.1 (default: this one)")
+    ap.add_argument("--d3rlpy-python", default=sys.executable, help="interpreter with d3rlpy==2.8.1 (default: this)")
     ap.add_argument("--corl", help="path to CORL's algorithms/finetune/awac.py (a local checkout)")
+    ap.add_argument("--baseline", metavar="ROOT", help="another awac-bench checkout to compare with (same python)")
+    ap.add_argument("--no-other", action="store_true", help="skip d3rlpy, CORL and the straightforward AWR")
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per contender and case")
-    ap.add_argument("--algos", help="comma-separated subset of awac,sacfd,bc,bear,awr")
+    ap.add_argument("--algos", help="comma-separated subset of the cases' algorithms")
     ap.add_argument("--compile", action="store_true", help="also measure our opt-in torch.compile path")
     ap.add_argument("--json", help="also write the raw results here")
-    ap.add_argument("--throughput", action="store_true",
-                    help="only measure whole-machine throughput: 1 process x 2 threads vs 2 x 1 (AWAC, b256)")
     a = ap.parse_args()
     if a.worker:
         worker(a.worker)
         return 0
 
-    if a.throughput:
-        r = throughput(a.seconds * 4)
-        print(f"AWAC b256 [256, 256] on {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}: one process x "
-              f"2 threads {r['one_2thread_updates_per_s']:.1f} updates/s; two processes x 1 thread "
-              f"{r['two_1thread_updates_per_s']:.1f} updates/s together ({r['ratio']:.2f}x)")
-        return 0
     wanted = set(a.algos.split(",")) if a.algos else None
-    rows = []
-    load0 = os.getloadavg()[0]
-    t_start = time.time()
     cases = [c for c in CASES if wanted is None or c[0] in wanted]
-    if a.corl or wanted is None or "awac" in wanted:
+    if not a.no_other and (a.corl or wanted is None or "awac" in wanted):
         cases.append(("awac", 256, CORL_SIZES, {"corl": True}))
+    rows, load0, t_start = [], os.getloadavg()[0], time.time()
     for algo, batch, over, extra in cases:
         spec = {"algo": algo, "batch": batch, "overrides": over}
-        workers: dict[str, tuple[Worker, str]] = {}
-        ours = Worker(sys.executable, {**spec, "kind": "ours", "ceiling": True})
-        workers["ours"] = (ours, "step")
-        workers["ceiling"] = (ours, "replay")
-        notes = []
+        workers, notes, other = {"ours": Worker(sys.executable, {**spec, "kind": "ours"})}, [], None
+        starts = []
         if a.compile:
-            try:
-                workers["ours_compiled"] = (Worker(sys.executable, {**spec, "kind": "ours", "compile": True}), "step")
-            except RuntimeError as e:
-                notes.append(str(e))
-        other = None
-        if extra.get("corl"):
+            starts.append(("ours compiled", sys.executable, {**spec, "kind": "ours", "compile": True}))
+        if a.baseline:
+            starts.append(("baseline", sys.executable, {**spec, "kind": "ours", "root": os.path.abspath(a.baseline)}))
+        if a.no_other:
+            pass
+        elif extra.get("corl"):
             if a.corl:
-                try:
-                    other = ("CORL", Worker(sys.executable, {**spec, "kind": "corl", "corl": a.corl}))
-                except RuntimeError as e:
-                    notes.append(f"CORL not measured: {e}")
+                other = "CORL"
+                starts.append((other, sys.executable, {**spec, "kind": "corl", "corl": a.corl}))
             else:
                 notes.append("CORL not measured: pass --corl PATH to a local checkout of CORL's "
                              "algorithms/finetune/awac.py (its code is not vendored or fetched here)")
-        elif algo == "awr":
-            other = ("straightforward", Worker(sys.executable, {**spec, "kind": "plain"}))
-        else:
+        elif algo not in ("awr", "iql"):  # d3rlpy has neither
+            other = "d3rlpy"
+            starts.append((other, a.d3rlpy_python, {**spec, "kind": "d3rlpy"}))
+        for name, python, s in starts:
             try:
-                other = ("d3rlpy", Worker(a.d3rlpy_python, {**spec, "kind": "d3rlpy"}))
+                workers[name] = Worker(python, s)
             except (RuntimeError, OSError) as e:
-                notes.append(f"d3rlpy not measured: {e}")
-        if other:
-            workers[other[0]] = (other[1], "step")
-        whole = {}
-        if algo == "awr":  # whole blocks (value + policy steps, two refreshes) per chunk
-            sys.path.insert(0, ROOT)
-            import algorithms
-
-            c = algorithms.resolve_config("awr")
-            whole = {k: c.critic_steps + c.actor_steps for k in workers if k != "ceiling"}
-        # the ceiling worker's "replay" is the matmuls of one update (AWR: of one whole block), interleaved
-        # with the contenders like everything else
-        med = side_by_side(workers, a.seconds, whole=whole)
-        info = ours.info
-        replay_updates = info["replay_updates"]
-        ceiling = replay_updates / med["ceiling"]
-        row = {"algo": algo, "batch": batch, "actor_layers": info.get("actor_layers"),
-               "critic_layers": info.get("critic_layers"), "gflop_per_update": round(info["gflop"], 4),
-               "ours_updates_per_s": round(1 / med["ours"], 1),
-               "ceiling_updates_per_s": round(ceiling, 1),
-               "ceiling_updates_per_s_peak": round(info["peak_matmul_gflops"] / info["gflop"], 1),
-               "ours_pct_of_ceiling": round(100 * (1 / med["ours"]) / ceiling, 1),
+                notes.append(f"{name} not measured: {e}")
+        med = side_by_side(workers, a.seconds)
+        info = workers["ours"].info
+        row = {"algo": algo, "batch": batch, "networks": info.get("networks"),
+               "gflop_per_update": round(info["gflop_executed"], 4), "ours_updates_per_s": round(1 / med["ours"], 1),
                "notes": notes}
-        if "ours_compiled" in med:
-            row["ours_compiled_updates_per_s"] = round(1 / med["ours_compiled"], 1)
-            row["ours_compiled_pct_of_ceiling"] = round(100 * (1 / med["ours_compiled"]) / ceiling, 1)
-        if other and other[0] in med:
-            row["other"] = other[0]
-            row["other_updates_per_s"] = round(1 / med[other[0]], 1)
-            row["speedup"] = round(med[other[0]] / med["ours"], 2)
-            row["other_gflop_executed"] = round(other[1].info.get("gflop_executed", float("nan")), 4)
+        for name in workers:
+            if name != "ours":
+                row[f"{name}_updates_per_s"] = round(1 / med[name], 1)
+                row[f"ours_over_{name}"] = round(med[name] / med["ours"], 3)
+                row[f"{name}_gflop_executed"] = round(workers[name].info.get("gflop_executed", float("nan")), 4)
         rows.append(row)
-        for w, _ in {id(w): (w, f) for w, f in workers.values()}.values():
+        for w in workers.values():
             w.close()
-        print(f"  measured {algo} b{batch} ({row.get('other', '-')}): ours {row['ours_updates_per_s']}/s",
+        print(f"  measured {algo} b{batch}: " + ", ".join(f"{k} {1 / v:.1f}/s" for k, v in med.items()),
               file=sys.stderr)
 
-    load1 = os.getloadavg()[0]
-    print(f"\nTraining steps per second (batch sampling included), one thread each, HalfCheetah sizes "
-          f"(obs {OBS}, act {ACT}), float32; {os.cpu_count()} CPUs, load average {load0:.1f} -> {load1:.1f}, "
+    print(f"\nTraining steps per second (batch sampling included), one thread each, HalfCheetah sizes (obs {OBS}, "
+          f"act {ACT}), float32; {os.cpu_count()} CPUs, load average {load0:.1f} -> {os.getloadavg()[0]:.1f}, "
           f"{time.time() - t_start:.0f} s.\n")
-    head = ["algorithm", "batch", "networks", "GFLOP/step (ours; other)", "ours /s"]
-    if a.compile:
-        head.append("ours compiled /s")
-    head += ["other", "other /s", "ours / other", "ceiling /s (peak)", "ours % of ceiling"]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
+    names = [n for n in ("ours compiled", "baseline", "d3rlpy", "CORL") if any(f"{n}_updates_per_s" in r for r in rows)]
+    head = ["algorithm", "batch", "GFLOP/step (ours)", "ours /s"]
+    head += [h for n in names for h in (f"{n} /s", f"ours / {n}")]
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in rows:
-        nets = f"actor {r['actor_layers']}, critic {r['critic_layers']}" if r["critic_layers"] else \
-            f"actor {r['actor_layers']}"
-        gf = f"{r['gflop_per_update']:.3f}"
-        if "other_gflop_executed" in r:
-            gf += f"; {r['other_gflop_executed']:.3f}"
-        cells = [r["algo"], str(r["batch"]), nets, gf, f"{r['ours_updates_per_s']:.1f}"]
-        if a.compile:
-            cells.append(f"{r.get('ours_compiled_updates_per_s', float('nan')):.1f}")
-        if "other" in r:
-            cells += [r["other"], f"{r['other_updates_per_s']:.1f}", f"{r['speedup']:.2f}x"]
-        else:
-            cells += ["-", "-", "-"]
-        cells += [f"{r['ceiling_updates_per_s']:.1f} ({r['ceiling_updates_per_s_peak']:.1f})",
-                  f"{r['ours_pct_of_ceiling']:.0f}%"]
+        corl = len((r["networks"] or {}).get("actor.net", [])) == 5
+        cells = [r["algo"] + (" (CORL sizes)" if corl else ""), str(r["batch"]), f"{r['gflop_per_update']:.3f}",
+                 f"{r['ours_updates_per_s']:.1f}"]
+        for n in names:
+            if f"{n}_updates_per_s" in r:
+                cells += [f"{r[f'{n}_updates_per_s']:.1f}", f"{r[f'ours_over_{n}']:.2f}x"]
+            else:
+                cells += ["-", "-"]
         print("| " + " | ".join(cells) + " |")
     for r in rows:
         for n in r["notes"]:
             print(f"\nnote ({r['algo']} b{r['batch']}): {n}")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"rows": rows, "load": [load0, load1], "cpus": os.cpu_count()}, f, indent=2)
+            json.dump({"rows": rows, "cpus": os.cpu_count()}, f, indent=2)
     return 0
 
 
