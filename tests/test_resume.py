@@ -129,3 +129,13 @@ def test_checkpoints_load_with_weights_only_and_hold_no_prior_rows(tmp_path):
     # online rows only, each chunk the rows since the checkpoint before (the last 30 came after the last one)
     assert [len(c["pos"]) for c in chunks] == [30, 30]
     assert all(int(c["pos"].min()) >= state["buffer"]["protected"] for c in chunks)
+
+
+def test_checkpoints_also_come_on_the_clock(tmp_path):
+    """checkpoint_every_min: with evaluations not checkpointing and a period of ~0 every step checkpoints."""
+    spec = dataclasses.replace(spec_for("awac"), offline_steps=10, online_steps=10, checkpoint_at_eval=False,
+                               checkpoint_every_min=1e-9)
+    sig, err = killed_run(spec, tmp_path, "ckpt:3")
+    assert sig == signal.SIGKILL, err
+    state = checkpoint.load(str(tmp_path / "runs" / spec.run_id / "ckpt" / "state.pt"))
+    assert (state["stage"], state["offline_step"]) == ("offline", 3)
