@@ -1,23 +1,13 @@
-"""``awac-bench speed``: training steps per second of any registered algorithm against this machine's matmul rate.
+"""``awac-bench speed``: training steps per second of any registered algorithm (it knows none by name).
 
-It knows no algorithm by name. A *training step* is what the harness does per gradient step: ``buffer.sample(B)``
-and ``algo.update(batch)``, with ``algo.prepare_updates(buffer)`` before every block of
-``algo.online_rhythm()[1]`` updates (AWR: 1500, every other algorithm: 1), measured past any warm-up
-(``Algorithm.past_warmup``).
-
-* FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one block of steps on an eager float32 copy, divided
-  by the block length (so AWR's refreshes over the buffer are averaged in).
-* Ceiling: ``ceiling_updates_per_s = matmul rate / FLOPs per update``, the matmul rate being that of a hot
-  float32 B x 256 x 256 ``torch.mm``. The steps and the products run in alternating chunks of about a quarter
-  second, so a machine shared with other jobs slows both alike; rates are medians over the chunks and
-  ``efficiency`` is the median of the per-chunk ratios. Small or skinny products (AWR's 128/64 networks, an
-  input layer of 23 columns) do not reach that rate, so it is a strict ceiling.
-* Online phase (``env_steps_per_s*``): the harness's own loop (``harness.collect``) on HalfCheetah-v5, with and
-  without the algorithm's updates, against the raw ``env.step``.
-
-``synthetic_data`` and the timing helpers (``timed``, ``calls_for``, ``interleave``) are shared with
-``scripts/compare_speed.py``; this module imports only numpy at the top so that script's workers can use it in
-another library's environment.
+A *training step* is what the harness does per gradient step: ``buffer.sample(B)`` and ``algo.update(batch)``,
+with ``algo.prepare_updates(buffer)`` before every block of ``algo.online_rhythm()[1]`` updates (AWR: 1500,
+the others: 1), past any warm-up (``Algorithm.past_warmup``). FLOPs per update: ``FlopCounterMode`` over one
+block on an eager float32 copy. Ceiling: the rate of a hot float32 B x 256 x 256 ``torch.mm`` over those FLOPs
+(strict: small and skinny products do not reach it). Steps and products run in alternating chunks of ~0.25 s so
+that load hits both alike; rates are medians over chunks. The online phase (``env_steps_per_s*``) is the
+harness's ``collect`` loop on HalfCheetah-v5, with and without updates, against the raw ``env.step``.
+``synthetic_data`` and the timing helpers are shared with ``scripts/compare_speed.py`` (numpy-only imports).
 """
 
 from __future__ import annotations
