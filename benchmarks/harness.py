@@ -311,6 +311,16 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True,
     NON_RESULT_KEYS) is unchanged, and is moved aside with a one-line notice otherwise."""
     check_output_dir(out_dir)
     task, cls, preset, cfg, env, ds = prepare(spec)
+    run_dir = os.path.join(out_dir, "runs", spec.run_id)
+    done, failed = (os.path.join(run_dir, n) for n in ("DONE", "FAILED"))
+    if os.path.isfile(done) and not force:
+        print(f"{spec.run_id}: already finished ({done}): skipped; --force starts it again",
+              file=sys.stderr, flush=True)
+        return run_dir
+    if os.path.isfile(failed) and not force:
+        with open(failed) as f:
+            reason = f.read().strip()
+        raise RunFailed(spec.run_id, f"failed earlier: {reason} (--force starts it again)")
     torch.set_num_threads(spec.threads)
     seed_everything(spec.seed)
     device = torch.device(spec.device)
@@ -335,7 +345,6 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True,
     diag_act = torch.as_tensor(ds.act[diag_idx], device=device)
     diag_mc = float(ds.mc_returns(gamma)[diag_idx].mean())
 
-    run_dir = os.path.join(out_dir, "runs", spec.run_id)
     config = {**dataclasses.asdict(spec), "run_id": spec.run_id, "algo_preset_resolved": preset,
               "algo_config": cfg.to_dict(), "task_env_id": task.env_id,
               # paths relative to the project root (or ~/...), never this machine's absolute prefix
@@ -346,15 +355,6 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True,
 
     state = None
     if os.path.isdir(run_dir):
-        done, failed = (os.path.join(run_dir, n) for n in ("DONE", "FAILED"))
-        if os.path.isfile(done) and not force:
-            print(f"{spec.run_id}: already finished ({done}): skipped; --force starts it again",
-                  file=sys.stderr, flush=True)
-            return run_dir
-        if os.path.isfile(failed) and not force:
-            with open(failed) as f:
-                reason = f.read().strip()
-            raise RunFailed(spec.run_id, f"failed earlier: {reason} (--force starts it again)")
         if force:
             why = "finished" if os.path.isfile(done) else "failed" if os.path.isfile(failed) else "unfinished"
             why = f"{why}, --force"
@@ -373,8 +373,38 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True,
         os.makedirs(os.path.dirname(run_dir), exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot write results to '{out_dir}': {e.strerror}") from None
-    return _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, progress,
-                    (diag_obs, diag_act, diag_mc))
+    try:
+        return _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, progress,
+                        (diag_obs, diag_act, diag_mc))
+    except _RestoreFailed as e:  # the checkpoint read but does not fit this run: start again from scratch
+        dest = keep_aside(run_dir)
+        print(f"{spec.run_id}: unfinished but cannot be resumed: {e}: kept aside in {dest}; starting it again",
+              file=sys.stderr, flush=True)
+        return run(spec, out_dir, progress=progress, resume=False, force=False)
+
+
+class _RestoreFailed(Exception):
+    pass
+
+
+def _restore(state: dict, algo, buffer: ReplayBuffer, env, ckpt_dir: str) -> tuple:
+    """Put algorithm, buffer, training env and RNGs back as they were when ``state`` was checkpointed; returns
+    the loop's position (offline step, episode, env_step, next_eval, last_eval, row chunks, elapsed seconds)."""
+    algo.load_state_dict(state["algo"])
+    for rows in state["_chunks"]:
+        buffer.apply_rows(rows)
+    buffer.load_state_dict(state["buffer"])
+    algo.on_resume(buffer)
+    ep, online = None, (0, 0, 0)
+    if state["stage"] == "online":
+        checkpoint.set_env_state(env, state["env"])
+        e = state["episode"]
+        ep = Episode(checkpoint.decode(e["obs"]), float(e["ret"]), float(e["last_ret"]))
+        online = tuple(int(state["online"][k]) for k in ("env_step", "next_eval", "last_eval"))
+    chunks = list(state["chunks"])
+    checkpoint.drop_chunks_after(ckpt_dir, max(chunks, default=0))
+    checkpoint.set_rng_state(state["rng"])  # last: nothing above draws from them
+    return (int(state["offline_step"]), ep, *online, chunks, float(state["elapsed_s"]))
 
 
 def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, progress, diag) -> str:
@@ -385,21 +415,12 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
     env_step, next_eval, last_eval = 0, spec.eval_every, 0
     elapsed0, chunks = 0.0, []
     if state is not None:  # resume: everything as it was when the checkpoint was taken
-        algo.load_state_dict(state["algo"])
-        for rows in state["_chunks"]:
-            buffer.apply_rows(rows)
-        buffer.load_state_dict(state["buffer"])
-        algo.on_resume(buffer)
-        stage, g0, chunks, elapsed0 = state["stage"], int(state["offline_step"]), list(state["chunks"]), \
-            float(state["elapsed_s"])
-        if stage == "online":
-            checkpoint.set_env_state(env, state["env"])
-            e = state["episode"]
-            ep = Episode(checkpoint.decode(e["obs"]), float(e["ret"]), float(e["last_ret"]))
-            env_step, next_eval, last_eval = (int(state["online"][k]) for k in ("env_step", "next_eval", "last_eval"))
-        checkpoint.drop_chunks_after(ckpt_dir, max(chunks, default=0))
-        checkpoint.set_rng_state(state["rng"])
-        writer = RunWriter(run_dir, config, resume=state["rows"])
+        try:
+            g0, ep, env_step, next_eval, last_eval, chunks, elapsed0 = _restore(state, algo, buffer, env, ckpt_dir)
+            writer = RunWriter(run_dir, config, resume=state["rows"])
+        except Exception as e:
+            raise _RestoreFailed(f"its checkpoint does not fit ({type(e).__name__}: {e})") from e
+        stage = state["stage"]
         print(f"{spec.run_id}: resumed from its checkpoint ({stage}, "
               f"{g0 if stage == 'offline' else spec.offline_steps + env_step} of "
               f"{spec.offline_steps + spec.online_steps} steps)", file=sys.stderr, flush=True)

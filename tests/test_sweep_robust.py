@@ -74,6 +74,27 @@ def test_an_unfinished_run_that_cannot_resume_is_kept_aside(tmp_path, capsys):
     assert len(old_dirs(tmp_path / "b")) == 1
 
 
+@pytest.mark.parametrize("damage", ["unreadable", "does-not-fit"])
+def test_a_damaged_checkpoint_means_start_again_with_the_old_run_kept(tmp_path, capsys, damage):
+    out = tmp_path / "out"
+    spec = bc_spec()
+    sig, err = killed_run(spec, out, "offline:15")
+    assert sig == signal.SIGKILL, err
+    path = out / "runs" / spec.run_id / "ckpt" / "state.pt"
+    if damage == "unreadable":
+        path.write_bytes(b"not a checkpoint")
+    else:  # reads, but its buffer is not this run's
+        state = torch.load(path, weights_only=True)
+        state["buffer"]["capacity"] += 1
+        torch.save(state, path)
+    run(spec, str(out), progress=False)
+    err = capsys.readouterr().err
+    why = {"unreadable": "its checkpoint cannot be read (UnpicklingError)",
+           "does-not-fit": "its checkpoint does not fit (ValueError: checkpointed buffer does not match"}[damage]
+    assert f"unfinished but cannot be resumed: {why}" in err and "kept aside" in err
+    assert (out / "runs" / spec.run_id / "DONE").is_file() and len(old_dirs(out)) == 1
+
+
 def test_keys_that_do_not_change_results_do_not_block_a_resume(tmp_path, capsys):
     out = tmp_path / "out"
     spec = bc_spec()
