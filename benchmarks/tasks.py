@@ -249,7 +249,7 @@ def ensure_generated(task: Task, progress: bool = True) -> str:
 
 
 def _ensure_by_name(name: str) -> str:
-    return ensure_generated(TASKS[name], progress=False)
+    return ensure_generated(TASKS[name], progress=True)  # one tqdm bar (with ETA) per stage and process
 
 
 def ensure_generated_many(names: list[str], workers: int = 1) -> None:
