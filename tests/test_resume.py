@@ -139,3 +139,45 @@ def test_checkpoints_also_come_on_the_clock(tmp_path):
     assert sig == signal.SIGKILL, err
     state = checkpoint.load(str(tmp_path / "runs" / spec.run_id / "ckpt" / "state.pt"))
     assert (state["stage"], state["offline_step"]) == ("offline", 3)
+
+
+@pytest.mark.parametrize("name", ["awac", "awr", "bc", "bear", "sacfd"])
+def test_every_algorithm_saves_and_loads_its_state_with_weights_only(tmp_path, name):
+    import algorithms
+    from benchmarks.buffer import ReplayBuffer
+
+    def trained(seed):
+        torch.manual_seed(seed)
+        algo = algorithms.make(name, 5, 3, overrides={"batch_size": 16})
+        buf = ReplayBuffer(5, 3, 64, seed=seed, with_returns=algo.needs_returns)
+        g = torch.Generator().manual_seed(seed)
+        buf.add_many(torch.randn(64, 5, generator=g), torch.rand(64, 3, generator=g) * 2 - 1,
+                     torch.randn(64, generator=g), torch.randn(64, 5, generator=g), torch.zeros(64),
+                     torch.arange(64) % 16 == 15)
+        algo.prepare_updates(buf)
+        for _ in range(3):
+            algo.update(buf.sample(16))
+        return algo
+
+    a, b = trained(0), trained(1)
+    a.save(str(tmp_path / "a.pt"))
+    b.load(str(tmp_path / "a.pt"))
+    b.save(str(tmp_path / "b.pt"))
+    assert_same_state(str(tmp_path / "a.pt"), str(tmp_path / "b.pt"))
+
+
+class _NotATensor:
+    pass
+
+
+def test_algorithm_load_refuses_pickled_objects(tmp_path):
+    import pickle
+
+    import algorithms
+
+    algo = algorithms.make("bc", 5, 3)
+    state = algo.state_dict()
+    state["_grad_steps"] = _NotATensor()  # any object that is not tensors, numbers, strings or containers
+    torch.save(state, tmp_path / "evil.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        algo.load(str(tmp_path / "evil.pt"))
