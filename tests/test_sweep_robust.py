@@ -320,3 +320,17 @@ def test_runs_of_a_pool_whose_worker_died_continue_in_a_new_pool(monkeypatch):
     errors = {rid: err for rid, _, err in results}
     assert errors["bc__pen-binary-human__s0"] is None and errors["bc__pen-binary-human__s1"] is None
     assert errors["bc__pen-binary-human__s2"] == "worker process died 3 times (BrokenProcessPool)"
+
+
+@pytest.mark.parametrize("cmd", ["run", "sweep"])
+def test_an_unwritable_output_directory_is_one_line_and_exit_2_even_as_root(tmp_path, capsys, monkeypatch, cmd):
+    """The read-only case where permissions cannot be tested (root writes anyway): access() says no."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(ro) else real_access(p, mode))
+    args = (["run", "--algo", "bc", "--task", "pen-binary-human", "--no-progress"] if cmd == "run"
+            else ["sweep", "--preset", "smoke", "--algos", "bc", "--workers", "1", "--no-progress"])
+    assert cli.main([*args, "--out", str(ro / "out")]) == 2
+    assert f"'{ro}' is not writable" in one_error_line(capsys)
+    assert list(ro.iterdir()) == []
