@@ -146,10 +146,8 @@ def measure(algo: str, batch: int | None = None, threads: int = 1, device: str =
 
     from algorithms.base import UserError
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device '{device}' requested but CUDA is not available")
-    if seconds <= 0 or threads < 1:
-        raise UserError("--seconds must be > 0 and --threads >= 1")
+    if (device.startswith("cuda") and not torch.cuda.is_available()) or seconds <= 0 or threads < 1:
+        raise UserError(f"speed: needs --seconds > 0, --threads >= 1 and, for '{device}', a CUDA device")
     dev = torch.device(device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     torch.set_num_threads(threads)
@@ -166,9 +164,7 @@ def measure(algo: str, batch: int | None = None, threads: int = 1, device: str =
     flops = flops_per_update(algo, obs_dim, act_dim, B, dev, overrides, buffer)
 
     a, w = torch.randn(B, 256, device=dev), torch.randn(256, 256, device=dev)
-
-    def matmul() -> None:
-        torch.mm(a, w)
+    matmul = lambda: torch.mm(a, w)  # noqa: E731
 
     step_calls = block if block > 1 else calls_for(step, 0.25, sync, minimum=2)  # AWR: whole blocks per chunk
     chunks = interleave({"step": (step, step_calls), "mm": (matmul, calls_for(matmul, 0.25, sync, 3))}, seconds,
@@ -217,9 +213,8 @@ def online_rates(name: str, batch: int, device, seconds: float, overrides: dict 
     count = [0]
 
     def raw() -> None:
-        _, _, term, trunc, _ = env.step(actions[count[0] % 1000])
         count[0] += 1
-        if term or trunc:
+        if any(env.step(actions[count[0] % 1000])[2:4]):
             env.reset()
 
     algo = make_algo(name, obs_dim, act_dim, batch, device, overrides)
@@ -228,9 +223,6 @@ def online_rates(name: str, batch: int, device, seconds: float, overrides: dict 
                               algo.buffer_capacity(10_000, 200_000))
     ep = Episode(env.reset(seed=0)[0])
     n_collect, n_update = algo.online_rhythm()
-
-    def loop() -> None:
-        collect(env, algo, buffer, ep, 1)
 
     def iteration() -> None:  # one online iteration: collect, then the updates (AWR: 2048 steps, 1500 updates)
         collect(env, algo, buffer, ep, n_collect)
@@ -241,7 +233,7 @@ def online_rates(name: str, batch: int, device, seconds: float, overrides: dict 
 
     iteration()
     chunks = interleave({"raw": (raw, calls_for(raw, 0.25, minimum=100)),
-                         "loop": (loop, calls_for(loop, 0.25, minimum=100)),
+                         "loop": (lambda: collect(env, algo, buffer, ep, 1), 100),
                          "updates": (iteration, 1 if n_collect > 1 else calls_for(iteration, 0.25))}, seconds)
     env.close()
     rate = {k: 1.0 / statistics.median(v) for k, v in chunks.items()}

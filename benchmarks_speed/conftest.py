@@ -1,8 +1,4 @@
-"""pytest-benchmark suite (``make speed``): every registered algorithm's training step and the replay buffer.
-
-Not collected by the unit tests (``testpaths = ["tests"]``) and never a timed assertion: it reports.
-Runs with one torch thread per process, like every run of the benchmark (see docs/PERFORMANCE.md).
-"""
+"""pytest-benchmark suite (``make speed``; not collected by the unit tests), one torch thread: it only reports."""
 
 import os
 import sys

@@ -19,11 +19,3 @@ def test_add_one_transition(benchmark):
     buf = ReplayBuffer(OBS, ACT, 100_000)
     obs, act = np.zeros(OBS), np.zeros(ACT, np.float32)
     benchmark(buf.add, obs, act, 0.5, obs, False, False)
-
-
-def test_act_one_observation(benchmark):
-    from benchmarks import speed
-
-    algo = speed.make_algo("awac", OBS, ACT, None, "cpu")
-    obs = np.zeros((1, OBS))
-    benchmark(algo.act, obs, False)

@@ -1,24 +1,15 @@
 #!/usr/bin/env python
 """Side-by-side training-step speed: awac-bench against d3rlpy 2.8.1, CORL's AWAC (a local copy) and, with
-``--baseline``, another checkout of awac-bench (e.g. a git worktree of an older commit).
+``--baseline ROOT``, another checkout of awac-bench (e.g. ``git worktree add /tmp/before OLD_COMMIT``).
 
-    python scripts/compare_speed.py                       # d3rlpy importable here (pip install -e '.[compare]')
-    python scripts/compare_speed.py --d3rlpy-python /tmp/d3venv/bin/python   # d3rlpy in its own venv
-    python scripts/compare_speed.py --corl ~/CORL/algorithms/finetune/awac.py
-    git worktree add /tmp/before HEAD~5 && python scripts/compare_speed.py --baseline /tmp/before --no-other
+    python scripts/compare_speed.py --d3rlpy-python /tmp/d3venv/bin/python --corl ~/CORL/algorithms/finetune/awac.py
+    python scripts/compare_speed.py --baseline /tmp/before --no-other
 
-Every contender runs in its own worker process (one torch thread, OMP_NUM_THREADS=1) on identical synthetic data
-(``benchmarks.speed.synthetic_data``, same seed) with identical network sizes and batch size. A *training step*
-is what each library's own training loop does per gradient step, batch sampling included: ours (and the
-baseline's) ``buffer.sample`` + ``algo.update`` with ``prepare_updates`` at the start of each block
-(``benchmarks.speed.training_step``); d3rlpy ``dataset.sample_transition_batch`` + ``algo.update`` (its ``fit``
-loop); CORL ``buffer.sample`` + ``awac.update``. The workers run in alternating chunks of ~0.25 s (never at the
-same time), so a machine shared with other jobs slows every contender alike; the table shows medians over the
-chunks. ``GFLOP`` is the matmul work each library's step executes (``torch.utils.flop_counter``), so a library
-that repeats forward passes shows it there. AWR has no d3rlpy counterpart; it is compared with a
-straightforward PyTorch version of itself (``build_plain_awr``: plain modules and optimizers, numpy batch
-gathering with a host->tensor copy per step, one ``.item()`` per metric, the authors' reverse Python loop for
-the TD(lambda) returns). The ceiling of each update is ``awac-bench speed``'s business, not this script's.
+Each contender is a worker process (one torch thread) on the same synthetic data (``benchmarks.speed``), network
+sizes and batch size; a step is what its library's training loop does per gradient step, sampling included
+(ours: ``benchmarks.speed.training_step``; d3rlpy: ``sample_transition_batch`` + ``update``; CORL: ``sample`` +
+``update``). Workers run in alternating ~0.25 s chunks, so load slows all alike; the table shows medians.
+AWR and IQL have no d3rlpy counterpart (use ``--baseline``); ceilings are ``awac-bench speed``'s business.
 """
 
 from __future__ import annotations
@@ -105,9 +96,6 @@ def build_ours(spec):
         step()
     info = {"gflop_executed": _flops(step, block), "block": block,
             "networks": {} if spec.get("root") else _speed().network_widths(algo)}
-    if spec.get("compile"):
-        fns = [getattr(algo, n) for n in algo.compilable]
-        info["compile_failed"] = any(getattr(f, "failed", True) for f in fns if hasattr(f, "compiled"))
     return {"step": step}, info
 
 
