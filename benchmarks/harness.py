@@ -387,7 +387,7 @@ class _RestoreFailed(Exception):
     pass
 
 
-def _restore(state: dict, algo, buffer: ReplayBuffer, env, ckpt_dir: str) -> tuple:
+def _restore(state: dict, algo, buffer: ReplayBuffer, env, ckpt_dir: str, eval_every: int) -> tuple:
     """Put algorithm, buffer, training env and RNGs back as they were when ``state`` was checkpointed; returns
     the loop's position (offline step, episode, env_step, next_eval, last_eval, row chunks, elapsed seconds)."""
     algo.load_state_dict(state["algo"])
@@ -395,7 +395,7 @@ def _restore(state: dict, algo, buffer: ReplayBuffer, env, ckpt_dir: str) -> tup
         buffer.apply_rows(rows)
     buffer.load_state_dict(state["buffer"])
     algo.on_resume(buffer)
-    ep, online = None, (0, 0, 0)
+    ep, online = None, (0, eval_every, 0)  # an offline checkpoint: the online counters as they start
     if state["stage"] == "online":
         checkpoint.set_env_state(env, state["env"])
         e = state["episode"]
@@ -416,7 +416,8 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
     elapsed0, chunks = 0.0, []
     if state is not None:  # resume: everything as it was when the checkpoint was taken
         try:
-            g0, ep, env_step, next_eval, last_eval, chunks, elapsed0 = _restore(state, algo, buffer, env, ckpt_dir)
+            g0, ep, env_step, next_eval, last_eval, chunks, elapsed0 = _restore(state, algo, buffer, env, ckpt_dir,
+                                                                                spec.eval_every)
             writer = RunWriter(run_dir, config, resume=state["rows"])
         except Exception as e:
             raise _RestoreFailed(f"its checkpoint does not fit ({type(e).__name__}: {e})") from e
