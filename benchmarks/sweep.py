@@ -103,6 +103,8 @@ def estimate_eta(specs: list[RunSpec], progress: dict[str, dict | None], finishe
         if p and p.get("wall_s", 0) > 0 and p.get("steps_done", 0) > 0:
             done_by[s.algo] = done_by.get(s.algo, 0) + p["steps_done"]
             wall_by[s.algo] = wall_by.get(s.algo, 0.0) + p["wall_s"]
+    if all(s.run_id in finished for s in specs):
+        return 0.0
     if not done_by:
         return None
     overall = sum(done_by.values()) / sum(wall_by.values())
@@ -149,15 +151,14 @@ class _SweepBar:
 
     def refresh(self) -> None:
         with self.lock:
-            progress = {s.run_id: read_progress(self.out_dir, s.run_id) for s in self.specs
-                        if s.run_id not in self.finished}
+            progress = {s.run_id: read_progress(self.out_dir, s.run_id) for s in self.specs}
             n = sum(steps_of(s) if s.run_id in self.finished else int((progress.get(s.run_id) or {})
                                                                        .get("steps_done", 0))
                     for s in self.specs)
             eta = estimate_eta(self.specs, progress, self.finished, self.workers)
             self.bar.n = n
             runs = f"{len(self.finished)}/{len(self.specs)} runs" + (f", {self.failed} failed" if self.failed else "")
-            self.bar.set_postfix_str(f", eta {_fmt_s(eta)}, {runs}", refresh=False)
+            self.bar.set_postfix_str(f"eta {_fmt_s(eta)}, {runs}", refresh=False)
             self.bar.refresh()
 
     def run_ended(self, run_id: str, failed: bool) -> None:
@@ -329,7 +330,8 @@ def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
                                              f"{_fmt_s(now - float(p.get('updated', 0)))} (on {p.get('host')})")
             else:
                 groups["running"].append(f"{rid}: {pct}, {age}")
-    lines = [f"{out_dir}: {len(planned)} runs: " + ", ".join(f"{len(v)} {k}" for k, v in groups.items())]
+    n = len(planned)
+    lines = [f"{out_dir}: {n} run{'' if n == 1 else 's'}: " + ", ".join(f"{len(v)} {k}" for k, v in groups.items())]
     for k in ("running", "interrupted", "failed", "remaining"):
         lines += [f"  {k:11s} {item}" for item in groups[k]]
     return lines

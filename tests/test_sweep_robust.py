@@ -233,6 +233,7 @@ def test_eta_uses_each_algorithms_measured_throughput():
     # fast s1: 1000 / 100 = 10 s; slow s0: 900 / 10 = 90 s; slow s1: 1000 / 10 = 100 s; over 2 workers
     assert estimate_eta(specs, progress, {ids[0]}, workers=2) == pytest.approx(100.0)
     assert estimate_eta(specs, {}, set(), workers=2) is None
+    assert estimate_eta(specs, progress, set(ids), workers=2) == 0.0
 
 
 def test_sweep_bar_counts_every_step_and_status_lists_every_run(tmp_path, capsys, diverging_algo):
