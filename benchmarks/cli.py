@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--eval-every", type=int, default=1_000, help="online env steps between evaluations")
     r.add_argument("--eval-every-offline", type=int, default=0, help="offline grad steps between evaluations")
     r.add_argument("--eval-episodes", type=int, default=5)
-    r.add_argument("--utd", type=int, default=1, help="updates per environment step")
+    r.add_argument("--utd", type=float, default=1, help="updates per environment step (0.1: one update per 10 steps)")
     r.add_argument("--algo-preset", help="named config variant, e.g. awac: hand|mujoco|paper, sacfd: prior")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an algorithm config key")
     r.add_argument("--device", default="cpu")

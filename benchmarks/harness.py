@@ -5,7 +5,8 @@
        the very end (the switch point)
     3. ``algo.on_phase_switch(buffer)``  <- the one line where the phase changes
     4. online phase: M environment steps; each iteration collects ``rhythm[0]`` steps with the sampled
-       policy into the same buffer, then runs ``rhythm[1] * utd`` updates; evaluation every ``eval_every``
+       policy into the same buffer, then runs ``rhythm[1] * utd`` updates (``online_blocks``: a fractional
+       ``utd`` lengthens the collection instead); evaluation every ``eval_every``
        environment steps with ``eval_episodes`` deterministic episodes on a separate environment.
 
 The algorithm cannot change when the phase switches or how it is evaluated; it only declares its
@@ -30,6 +31,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -56,7 +58,7 @@ class RunSpec:
     eval_every: int = 1_000          # online: environment steps between evaluations
     eval_every_offline: int = 0      # offline: gradient steps between evaluations (0: only at the switch)
     eval_episodes: int = 5
-    utd: int = 1                     # updates per environment step (multiplies the algorithm's rhythm)
+    utd: float = 1                   # updates per environment step (scales the algorithm's rhythm; may be < 1)
     log_every: int = 500             # gradient steps between rows of train diagnostics
     algo_preset: str | None = None   # None: the preset named after the task family if the algorithm has one
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -82,9 +84,11 @@ class RunSpec:
         for k in ("offline_steps", "online_steps"):
             if getattr(self, k) < 0:
                 raise UserError(f"--{k.replace('_', '-')} must be >= 0")
-        for k in ("eval_every", "eval_episodes", "utd", "log_every", "threads"):
+        for k in ("eval_every", "eval_episodes", "log_every", "threads"):
             if getattr(self, k) < 1:
                 raise UserError(f"{k} must be >= 1")
+        if not 0 < self.utd <= 1000:
+            raise UserError(f"utd (updates per environment step) must be in (0, 1000], got {self.utd}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise UserError(f"device '{self.device}' requested but CUDA is not available")
 
@@ -178,13 +182,23 @@ def prepare(spec: RunSpec):
     return task, cls, preset, cfg, env, ds
 
 
+def online_blocks(rhythm: tuple[int, int], utd: float) -> tuple[int, int]:
+    """(environment steps collected, updates run) per block of the online loop: the algorithm's rhythm
+    (collect, update) scaled to ``utd`` times its updates per step, in whole blocks of the rhythm: ``utd = 2``
+    runs each block's updates twice, ``utd = 0.1`` collects 10 blocks' steps before one block of updates
+    (rhythm (1, 1): 10 steps, then 1 update; AWR's (2048, 1500): 20480 steps, then its 1500 updates)."""
+    n_collect, n_update = rhythm
+    ratio = Fraction(utd).limit_denominator(1000)
+    return n_collect * ratio.denominator, n_update * ratio.numerator
+
+
 def planned_updates(spec: RunSpec, algo) -> int:
     """Gradient steps a run will take: the offline steps plus, if the algorithm learns online, one block of
-    ``rhythm[1] * utd`` updates per collection of ``rhythm[0]`` environment steps (the last one partial)."""
+    updates per collection (``online_blocks``; the last collection partial)."""
     if not algo.learns_online or spec.online_steps == 0:
         return spec.offline_steps
-    n_collect, n_update = algo.online_rhythm()
-    return spec.offline_steps + -(-spec.online_steps // max(1, n_collect)) * n_update * spec.utd
+    n_collect, n_update = online_blocks(algo.online_rhythm(), spec.utd)
+    return spec.offline_steps + -(-spec.online_steps // max(1, n_collect)) * n_update
 
 
 class RunFailed(Exception):
@@ -532,8 +546,7 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
 
         # ---- online phase ---------------------------------------------------------------------
         bs = algo.batch_size("online")
-        n_collect, n_update = algo.online_rhythm()
-        n_update *= spec.utd
+        n_collect, n_update = online_blocks(algo.online_rhythm(), spec.utd)
         while env_step < spec.online_steps:
             n = min(n_collect, spec.online_steps - env_step)
             collect(env, algo, buffer, ep, n)

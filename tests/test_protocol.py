@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 import algorithms
+from algorithms.base import UserError
 from benchmarks import harness
 from benchmarks.buffer import ReplayBuffer
-from benchmarks.harness import RunSpec, planned_updates, run
+from benchmarks.harness import RunSpec, online_blocks, planned_updates, run
 from benchmarks.tasks import get_task
 
 TINY = dict(task="pen-binary-human", eval_episodes=1, log_every=5)
@@ -155,3 +156,14 @@ def test_only_compiler_deprecations_are_dropped():
         assert len(seen) == 2 and "settotalmass" in seen[1]  # restored: reported again
     finally:
         mujoco.set_mju_user_warning(prev)
+
+
+def test_fractional_utd_lengthens_the_collection_in_whole_blocks():
+    assert online_blocks((1, 1), 0.1) == (10, 1)
+    assert online_blocks((1, 1), 2) == (1, 2)
+    assert online_blocks((2048, 1500), 0.1) == (20480, 1500)  # AWR keeps its value-then-policy cycle whole
+    assert online_blocks((2048, 1500), 1.5) == (4096, 4500)
+    spec = RunSpec(algo="awac", task="pen-binary-human", offline_steps=4, online_steps=95, utd=0.1)
+    assert planned_updates(spec, algorithms.make("awac", 3, 2)) == 4 + 10  # ceil(95 / 10) blocks of 1 update
+    with pytest.raises(UserError, match="utd"):
+        RunSpec(algo="awac", task="pen-binary-human", utd=0).validate()
