@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+import typing
 import warnings
 
 from algorithms.base import UserError
@@ -24,35 +26,52 @@ def _csv_list(s: str | None, cast=str):
     return [cast(x) for x in s.split(",") if x.strip()] if s else None
 
 
-def _speed_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the loss functions (opt-in; falls back to eager with a warning)")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast of the forward passes (opt-in)")
-    p.add_argument("--cuda-graphs", action="store_true",
-                   help="compile with CUDA graphs (mode reduce-overhead; CUDA devices only)")
+# -- options derived from a dataclass (RunSpec): its fields are the one place of their types, defaults and help
+def add_dataclass_options(parser: argparse.ArgumentParser, cls, only: tuple[str, ...] | None = None) -> None:
+    """One option per field of the dataclass ``cls`` (or per field named in ``only``): ``--field-name`` (or the
+    field's ``metadata["flag"]``), typed by its annotation, with its default and ``metadata["help"]``. A ``bool``
+    is a switch (with ``--no-...`` where it defaults to True), a ``dict`` a repeatable KEY=VALUE option, a field
+    without a default a required option. ``dataclass_values`` reads the parsed values back."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in only or fields:
+        f, kind = fields[name], hints[name]
+        if type(None) in typing.get_args(kind):  # X | None: an X that may stay unset
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        kw: dict = {"dest": name, "help": f.metadata.get("help")}
+        if kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction if f.default else "store_true"
+        elif typing.get_origin(kind) is dict:
+            kw.update(action="append", metavar="KEY=VALUE")
+        elif f.default is dataclasses.MISSING:
+            kw.update(type=kind, required=True)
+        else:
+            kw.update(type=kind, default=f.default)
+            if f.default is not None:
+                kw["help"] += f" (default: {f.default})"
+        parser.add_argument(f.metadata.get("flag", "--" + name.replace("_", "-")), **kw)
+
+
+def dataclass_values(cls, args: argparse.Namespace, only: tuple[str, ...] | None = None) -> dict:
+    """Field name -> the value of its option (see ``add_dataclass_options``; KEY=VALUE options as a dict)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: _parse_sets(getattr(args, f.name)) if typing.get_origin(hints[f.name]) is dict
+            else getattr(args, f.name) for f in dataclasses.fields(cls) if only is None or f.name in only}
+
+
+# the RunSpec fields that are options of `sweep` (the rest come from the preset) and of `speed`
+SWEEP_FIELDS = ("overrides", "device", "bf16", "compile", "cuda_graphs", "checkpoint_every_min")
+SPEED_FIELDS = ("algo", "overrides", "device", "threads", "bf16", "compile", "cuda_graphs")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from benchmarks.harness import RunSpec
+
     p = argparse.ArgumentParser(prog="awac-bench", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="one offline->online run")
-    r.add_argument("--algo", required=True)
-    r.add_argument("--task", required=True, help="registered task name, or 'custom' with --dataset/--env")
-    r.add_argument("--dataset", help="D4RL-layout HDF5 file or Minari dataset folder (overrides the task's)")
-    r.add_argument("--env", help="gymnasium id (overrides the task's)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--offline-steps", type=int, default=10_000)
-    r.add_argument("--online-steps", type=int, default=10_000)
-    r.add_argument("--eval-every", type=int, default=1_000, help="online env steps between evaluations")
-    r.add_argument("--eval-every-offline", type=int, default=0, help="offline grad steps between evaluations")
-    r.add_argument("--eval-episodes", type=int, default=5)
-    r.add_argument("--utd", type=float, default=1, help="updates per environment step (0.1: one update per 10 steps)")
-    r.add_argument("--algo-preset", help="named config variant, e.g. awac: hand|mujoco|paper, sacfd: prior")
-    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an algorithm config key")
-    r.add_argument("--device", default="cpu")
-    r.add_argument("--threads", type=int, default=1, help="torch threads (1 per run is fastest per core)")
-    r.add_argument("--save-model", action="store_true")
+    add_dataclass_options(r, RunSpec)  # every field of the run's spec
     r.add_argument("--out", required=True)
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--resume", action="store_true",
@@ -60,27 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "kept aside in OUT/old/ and started again)")
     r.add_argument("--force", action="store_true",
                    help="start again even if the run finished or failed (the old directory is kept in OUT/old/)")
-    r.add_argument("--checkpoint-every-min", type=float, default=10.0,
-                   help="minutes between checkpoints at the most (a checkpoint also follows every evaluation)")
-    _speed_flags(r)
 
     s = sub.add_parser("sweep", help="the algorithm x task x seed grid of a preset, one process per core")
-    s.add_argument("--preset", required=True, help="smoke | quick | paper")
+    s.add_argument("--preset", required=True, help="smoke | quick | standard | paper")
     s.add_argument("--out", required=True)
     s.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     s.add_argument("--algos", help="comma-separated subset of algorithms")
     s.add_argument("--tasks", help="comma-separated subset of tasks")
     s.add_argument("--seeds", help="comma-separated seeds")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every run")
-    s.add_argument("--device", default="cpu")
     s.add_argument("--backend", choices=["process", "ray"], default="process",
                    help="process: local worker processes; ray: a Ray cluster (pip install '.[ray]')")
     s.add_argument("--force", "--fresh", dest="force", action="store_true",
                    help="start every run again, finished and failed ones too (old directories kept in OUT/old/)")
-    s.add_argument("--checkpoint-every-min", type=float, default=10.0,
-                   help="minutes between checkpoints at the most (a checkpoint also follows every evaluation)")
     s.add_argument("--no-progress", action="store_true")
-    _speed_flags(s)
+    add_dataclass_options(s, RunSpec, SWEEP_FIELDS)  # for every run of the grid
 
     st = sub.add_parser("status", help="finished, running, failed and remaining runs of a sweep directory")
     st.add_argument("dir")
@@ -117,15 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("dir")
 
     sp = sub.add_parser("speed", help="training steps per second of one algorithm (batch sampling included)")
-    sp.add_argument("--algo", required=True)
+    add_dataclass_options(sp, RunSpec, SPEED_FIELDS)
     sp.add_argument("--batch", type=int, help="batch size (default: the algorithm's online batch)")
-    sp.add_argument("--threads", type=int, default=1)
-    sp.add_argument("--device", default="cpu")
     sp.add_argument("--obs-dim", type=int, default=17, help="default: HalfCheetah sizes")
     sp.add_argument("--act-dim", type=int, default=6)
     sp.add_argument("--seconds", type=float, default=5.0, help="measurement time per quantity")
-    _speed_flags(sp)
-    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an algorithm config key")
     sp.add_argument("--buffer-rows", type=int, default=100_000, help="synthetic transitions to sample from")
     sp.add_argument("--no-env", action="store_true", help="skip the online-loop (HalfCheetah-v5) measurement")
     sp.add_argument("--json", action="store_true")
@@ -137,12 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(a) -> int:
     from benchmarks.harness import RunSpec, run
 
-    spec = RunSpec(algo=a.algo, task=a.task, seed=a.seed, offline_steps=a.offline_steps,
-                   online_steps=a.online_steps, eval_every=a.eval_every, eval_every_offline=a.eval_every_offline,
-                   eval_episodes=a.eval_episodes, utd=a.utd, algo_preset=a.algo_preset,
-                   overrides=_parse_sets(a.set), dataset=a.dataset, env=a.env, device=a.device,
-                   threads=a.threads, save_model=a.save_model, bf16=a.bf16, compile=a.compile,
-                   cuda_graphs=a.cuda_graphs, checkpoint_every_min=a.checkpoint_every_min)
+    spec = RunSpec(**dataclass_values(RunSpec, a))
     run_dir = run(spec, a.out, progress=not a.no_progress, resume=a.resume, force=a.force)
     from benchmarks.results import collect_sweep
 
@@ -152,14 +155,14 @@ def cmd_run(a) -> int:
 
 
 def cmd_sweep(a) -> int:
+    from benchmarks.harness import RunSpec
     from benchmarks.presets import grid
     from benchmarks.sweep import run_sweep
 
-    specs = grid(a.preset, _csv_list(a.algos), _csv_list(a.tasks), _csv_list(a.seeds, int), a.device,
-                 _parse_sets(a.set))
-    for spec in specs:
-        spec.bf16, spec.compile, spec.cuda_graphs = a.bf16, a.compile, a.cuda_graphs
-        spec.checkpoint_every_min = a.checkpoint_every_min
+    options = dataclass_values(RunSpec, a, SWEEP_FIELDS)
+    specs = grid(a.preset, _csv_list(a.algos), _csv_list(a.tasks), _csv_list(a.seeds, int), options.pop("device"),
+                 options.pop("overrides"))
+    specs = [dataclasses.replace(spec, **options) for spec in specs]
     return run_sweep(specs, a.out, workers=a.workers, backend=a.backend, fresh=a.force,
                      progress=not a.no_progress)
 
@@ -266,12 +269,11 @@ def cmd_plots(a) -> int:
 def cmd_speed(a) -> int:
     import json
 
+    from benchmarks.harness import RunSpec
     from benchmarks.speed import measure
 
-    res = measure(a.algo, batch=a.batch, threads=a.threads, device=a.device, obs_dim=a.obs_dim,
-                  act_dim=a.act_dim, seconds=a.seconds, compile=a.compile, bf16=a.bf16,
-                  overrides=_parse_sets(a.set), buffer_rows=a.buffer_rows, env=not a.no_env,
-                  cuda_graphs=a.cuda_graphs)
+    res = measure(**dataclass_values(RunSpec, a, SPEED_FIELDS), batch=a.batch, obs_dim=a.obs_dim,
+                  act_dim=a.act_dim, seconds=a.seconds, buffer_rows=a.buffer_rows, env=not a.no_env)
     if a.json:
         print(json.dumps(res, indent=2, sort_keys=True))
     else:
