@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import plots, tables
+from analysis import fidelity, plots, tables
 from analysis.grid import GRID_DESCRIPTION
 from analysis.load import Results, load_results
 from analysis.metrics import run_metrics
@@ -231,6 +231,16 @@ def _metric_definitions(metrics: pd.DataFrame) -> list[str]:
     ]
 
 
+def _fidelity_section(results: Results, metrics: pd.DataFrame) -> list[str]:
+    lines = fidelity.fidelity_markdown(metrics, results.train)
+    short = results.runs["online_steps"].max() < fidelity.DECLARED_ONLINE_STEPS if len(results.runs) else True
+    if short:
+        lines[2:2] = [f"**These runs are shorter than the declared experiment ({fidelity.DECLARED_ONLINE_STEPS:,} "
+                      "online steps, `awac-bench sweep --preset standard`): the verdicts below apply the declared "
+                      "tests to this budget and are not the fidelity result; see `results/standard`.**", ""]
+    return lines
+
+
 def render_report(
     results: Results,
     metrics: pd.DataFrame,
@@ -274,6 +284,7 @@ def render_report(
         "",
         tables.improvement_markdown(poi, REFERENCE),
         *_success_section(results),
+        *_fidelity_section(results, metrics),
         "## Figures",
         "",
     ]

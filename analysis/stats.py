@@ -137,6 +137,11 @@ def mean_ci(values) -> Estimate:
     return _estimate([_clean(values)], _mean_stat)
 
 
+def stratified_mean_ci(values_by_task: Mapping[str, Sequence[float]]) -> Estimate:
+    """Mean over all (task, seed) values with a stratified bootstrap CI (seeds resampled within each task)."""
+    return _estimate([_clean(g) for g in values_by_task.values()], _mean_stat)
+
+
 def iqm_ci(scores_by_task: Mapping[str, Sequence[float]] | Sequence[Sequence[float]]) -> Estimate:
     """IQM over all (task, seed) scores with a stratified bootstrap CI (tasks are the strata)."""
     groups = scores_by_task.values() if isinstance(scores_by_task, Mapping) else scores_by_task

@@ -410,6 +410,9 @@ def test_make_report_writes_everything(results_dir, capsys):
     assert "→" in text and "last observation carried forward" in text and "bootstrap" in text
     assert "success rate" in text and "BEAR on `pen-binary`" in text and "`bc-pen-binary-s2`" in text
     assert "## Success: two readings" in text and "| pen-binary |" in text.split("two readings")[1]
+    fidelity_section = text.split("## Fidelity")[1].split("## Figures")[0]
+    assert "shorter than the declared experiment" in fidelity_section  # these runs are not the standard preset
+    assert all(f"({c})" in fidelity_section for c in "abcde")
     assert str(report) in capsys.readouterr().out
 
 

@@ -1,0 +1,209 @@
+"""The AWAC paper's claims (a)-(e) and their verdicts, exactly as declared in ``docs/FIDELITY.md``.
+
+Small pure functions on the per-run metrics of :func:`analysis.metrics.run_metrics` (``offline_final``,
+``online_final``, ``drop_abs``, ``auc``) and the logged ``q_estimate`` / ``mc_return`` training rows. Each
+claim returns a :class:`Verdict`; :func:`fidelity_markdown` renders them for ``report.md``.
+
+A comparison C(X > Y; m) is the probability of improvement with its 95% stratified-bootstrap CI
+(:func:`analysis.stats.probability_of_improvement`); its outcome is ">" when the CI lies above 0.5, "<" when
+it lies below, "≈" otherwise, "n/a" when either side has no finished run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis.stats import Estimate, mean_ci, probability_of_improvement, stratified_mean_ci
+
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+PAPER_BASELINES = ("sacfd", "bear", "awr", "bc")  # the paper's baselines that this suite implements
+DECLARED_ONLINE_STEPS = 100_000  # the standard preset's online budget, for which the tests were declared
+
+
+@dataclass(frozen=True)
+class Comparison:
+    label: str
+    estimate: Estimate
+
+    @property
+    def outcome(self) -> str:
+        e = self.estimate
+        if e.n == 0 or not np.isfinite(e.point):
+            return "n/a"
+        if np.isfinite(e.low) and e.low > 0.5:
+            return ">"
+        if np.isfinite(e.high) and e.high < 0.5:
+            return "<"
+        return "≈"
+
+    def text(self) -> str:
+        e = self.estimate
+        if self.outcome == "n/a":
+            return f"{self.label}: n/a (no finished runs on one side)"
+        return f"{self.label} = {e.point:.2f} [{e.low:.2f}, {e.high:.2f}] → {self.outcome}"
+
+
+@dataclass
+class Verdict:
+    claim: str
+    verdict: str
+    evidence: list[str] = field(default_factory=list)
+
+
+def per_run_table(metrics: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs with the declared quantities: off, fin, gain, auc_gain, drop, qgap."""
+    done = metrics[metrics["complete"].astype(bool)].copy()
+    done["off"] = done["offline_final"]
+    done["fin"] = done["online_final"]
+    done["gain"] = done["fin"] - done["off"]
+    done["auc_gain"] = done["auc"] - done["off"]
+    done["drop"] = done["drop_abs"]
+    done["qgap"] = done["run_id"].map(q_gaps(train))
+    return done
+
+
+def q_gaps(train: pd.DataFrame) -> pd.Series:
+    """Per run: mean of (Q estimate - Monte-Carlo return) over its evaluations from the switch on (the last
+    offline evaluation and every online one). Empty when the runs logged no Q estimates."""
+    cols = {"run_id", "phase", "grad_step", "metric", "value"}
+    if train.empty or not cols <= set(train.columns):
+        return pd.Series(dtype=float)
+    rows = train[train["metric"].isin(["q_estimate", "mc_return"])]
+    if rows.empty:
+        return pd.Series(dtype=float)
+    wide = rows.pivot_table(index=["run_id", "phase", "grad_step"], columns="metric", values="value",
+                            aggfunc="last").reset_index()
+    if not {"q_estimate", "mc_return"} <= set(wide.columns):
+        return pd.Series(dtype=float)
+    wide["gap"] = wide["q_estimate"] - wide["mc_return"]
+    out = {}
+    for rid, g in wide.groupby("run_id"):
+        off = g[g["phase"] == "offline"].sort_values("grad_step")
+        keep = pd.concat([off.tail(1), g[g["phase"] == "online"]])
+        out[rid] = float(keep["gap"].mean()) if len(keep) else float("nan")
+    return pd.Series(out, dtype=float)
+
+
+def _by_task(table: pd.DataFrame, algo: str, metric: str, tasks: Iterable[str]) -> dict[str, np.ndarray]:
+    mine = table[table["algo"] == algo]
+    return {t: mine.loc[mine["task"] == t, metric].to_numpy(dtype=float) for t in tasks}
+
+
+def compare(table: pd.DataFrame, x: str, y: str, metric: str, tasks: Iterable[str]) -> Comparison:
+    """C(x > y; metric) over ``tasks`` (one task: per task; several: the tasks are strata)."""
+    tasks = list(tasks)
+    where = tasks[0] if len(tasks) == 1 else "all tasks"
+    est = probability_of_improvement(_by_task(table, x, metric, tasks), _by_task(table, y, metric, tasks))
+    return Comparison(f"P({x} > {y}; {metric}; {where})", est)
+
+
+def _above(table: pd.DataFrame, algo: str, metric: str, task: str, level: float) -> tuple[bool, str]:
+    est = mean_ci(table.loc[(table["algo"] == algo) & (table["task"] == task), metric])
+    ok = est.n >= 2 and np.isfinite(est.low) and est.low > level
+    return ok, f"mean {metric} of {algo} on {task} = {est.point:.2f} [{est.low:.2f}, {est.high:.2f}] (n={est.n})"
+
+
+def _majority_rule(comps: list[Comparison], need: int) -> str:
+    outcomes = [c.outcome for c in comps]
+    if "<" in outcomes:
+        return NOT_REPRODUCED
+    if "n/a" in outcomes:
+        return INCONCLUSIVE
+    return REPRODUCED if outcomes.count(">") >= need else INCONCLUSIVE
+
+
+def claim_a(table: pd.DataFrame, tasks: list[str]) -> list[Verdict]:
+    """(a) AWAC's final online score is at least each baseline's, per task (and over all tasks)."""
+    out, every = [], []
+    for t in tasks:
+        comps = [compare(table, "awac", b, "fin", [t]) for b in PAPER_BASELINES]
+        every += comps
+        out.append(Verdict(f"(a) on {t}", _majority_rule(comps, 2), [c.text() for c in comps]))
+    overall = Verdict("(a) AWAC's final online score >= each baseline's", _majority_rule(every, -(-len(every) // 2)),
+                      [f"{v.claim}: {v.verdict}" for v in out])
+    return [overall, *out]
+
+
+def claim_b(table: pd.DataFrame, tasks: list[str]) -> Verdict:
+    """(b) SACfD drops at the switch and/or overestimates Q, on at least 2 tasks."""
+    holds, evidence = 0, []
+    for t in tasks:
+        drops, drop_text = _above(table, "sacfd", "drop", t, 0.0)
+        over, q_text = _above(table, "sacfd", "qgap", t, 0.0)
+        vs_awac = compare(table, "sacfd", "awac", "qgap", [t])
+        over = over and vs_awac.outcome == ">"
+        holds += drops or over
+        evidence.append(f"{t}: drop {'yes' if drops else 'no'} ({drop_text}); overestimates "
+                        f"{'yes' if over else 'no'} ({q_text}; {vs_awac.text()})")
+    verdict = REPRODUCED if holds >= 2 else NOT_REPRODUCED if holds == 0 else INCONCLUSIVE
+    return Verdict(f"(b) SACfD drops at the switch and/or overestimates Q (holds on {holds}/{len(tasks)} tasks)",
+                   verdict, evidence)
+
+
+def claim_c(table: pd.DataFrame, tasks: list[str]) -> Verdict:
+    """(c) BEAR learns offline (>= half of BC's offline score) but improves least online."""
+    learns, evidence = 0, []
+    for t in tasks:
+        bc_off = table.loc[(table["algo"] == "bc") & (table["task"] == t), "off"].mean()
+        ok, text = _above(table, "bear", "off", t, 0.5 * bc_off if np.isfinite(bc_off) else np.inf)
+        learns += ok
+        evidence.append(f"learns offline on {t}: {'yes' if ok else 'no'} ({text}; half of BC's = {0.5 * bc_off:.2f})")
+    comps = [compare(table, x, "bear", "gain", tasks) for x in ("awac", "sacfd", "awr")]
+    evidence += [c.text() for c in comps]
+    outcomes = [c.outcome for c in comps]
+    if learns == 0 or "<" in outcomes:
+        verdict = NOT_REPRODUCED
+    elif learns >= 2 and "n/a" not in outcomes and outcomes.count(">") >= 2:
+        verdict = REPRODUCED
+    else:
+        verdict = INCONCLUSIVE
+    return Verdict(f"(c) BEAR learns offline (on {learns}/{len(tasks)} tasks) but improves least online",
+                   verdict, evidence)
+
+
+def claim_d(table: pd.DataFrame, tasks: list[str]) -> Verdict:
+    """(d) AWR improves slowest per environment step (time-averaged online gain)."""
+    comps = [compare(table, x, "awr", "auc_gain", tasks) for x in ("awac", "sacfd", "bear")]
+    return Verdict("(d) AWR improves slowest per environment step", _majority_rule(comps, 2), [c.text() for c in comps])
+
+
+def claim_e(table: pd.DataFrame, tasks: list[str]) -> Verdict:
+    """(e) BC stays flat online: the CI of its mean gain (tasks as strata) contains 0."""
+    est = stratified_mean_ci({t: table.loc[(table["algo"] == "bc") & (table["task"] == t), "gain"] for t in tasks})
+    text = f"mean gain of bc over tasks = {est.point:.2f} [{est.low:.2f}, {est.high:.2f}] (n={est.n})"
+    if est.n < 2 or not np.isfinite(est.low):
+        verdict = INCONCLUSIVE
+    else:
+        verdict = REPRODUCED if est.low <= 0 <= est.high else NOT_REPRODUCED
+    return Verdict("(e) BC stays flat online", verdict, [text])
+
+
+def verdicts(metrics: pd.DataFrame, train: pd.DataFrame) -> list[Verdict]:
+    """Every claim's verdict on the finished runs of ``metrics``."""
+    if metrics.empty:
+        return []
+    table = per_run_table(metrics, train)
+    tasks = sorted(table["task"].unique())
+    if not tasks:
+        return []
+    return [*claim_a(table, tasks), claim_b(table, tasks), claim_c(table, tasks), claim_d(table, tasks),
+            claim_e(table, tasks)]
+
+
+def fidelity_markdown(metrics: pd.DataFrame, train: pd.DataFrame) -> list[str]:
+    """The report's section: one line per verdict, its evidence below it."""
+    found = verdicts(metrics, train)
+    lines = ["## Fidelity: the AWAC paper's claims", "",
+             "Tests declared in `docs/FIDELITY.md` before the results existed; finished runs only. "
+             "C(X > Y) = probability of improvement with a 95% bootstrap CI: '>' when the CI lies above 0.5, "
+             "'<' below, '≈' otherwise.", ""]
+    if not found:
+        return [*lines, "No finished runs.", ""]
+    for v in found:
+        lines.append(f"- **{v.claim}: {v.verdict}**")
+        lines += [f"  - {e}" for e in v.evidence]
+    return [*lines, ""]

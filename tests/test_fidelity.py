@@ -1,0 +1,86 @@
+"""Known answers for the declared fidelity tests (docs/FIDELITY.md, analysis/fidelity.py)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis import fidelity
+from analysis.fidelity import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+
+TASKS = ["t1", "t2"]
+
+
+def table(values: dict[str, dict[str, float]], seeds=(0, 1, 2), noise=0.1) -> pd.DataFrame:
+    """Runs of every algorithm x task x seed; ``values[algo]`` gives off/fin/drop/qgap/auc_gain means,
+    each seed offset by ``noise * seed`` so that seeds are distinct but keep their order."""
+    rows = []
+    for algo, v in values.items():
+        for task in TASKS:
+            for s in seeds:
+                row = dict(algo=algo, task=task, seed=s, run_id=f"{algo}__{task}__s{s}")
+                for k in ("off", "fin", "drop", "qgap", "auc_gain"):
+                    row[k] = v.get(k, 0.0) + noise * s
+                row["gain"] = row["fin"] - row["off"]
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+BASE = {"awac": dict(off=50, fin=90, auc_gain=30), "sacfd": dict(off=0, fin=10, auc_gain=5),
+        "bear": dict(off=50, fin=52, auc_gain=1), "awr": dict(off=20, fin=30, auc_gain=0),
+        "bc": dict(off=50, fin=50)}
+
+
+def test_comparison_outcomes_follow_the_ci():
+    t = table(BASE)
+    assert fidelity.compare(t, "awac", "sacfd", "fin", ["t1"]).outcome == ">"
+    c = fidelity.compare(t, "sacfd", "awac", "fin", TASKS)
+    assert c.outcome == "<" and c.estimate.point == 0.0 and c.estimate.n == 2
+    tied = table({"awac": dict(fin=5), "bc": dict(fin=5)})
+    assert fidelity.compare(tied, "awac", "bc", "fin", ["t1"]).estimate.point == 0.5
+    assert fidelity.compare(tied, "awac", "bc", "fin", ["t1"]).outcome == "≈"
+    assert fidelity.compare(t, "awac", "iql", "fin", ["t1"]).outcome == "n/a"
+
+
+def test_claim_a_needs_no_loss_and_half_wins():
+    overall, *per_task = fidelity.claim_a(table(BASE), TASKS)
+    assert overall.verdict == REPRODUCED and [v.verdict for v in per_task] == [REPRODUCED, REPRODUCED]
+    worse = {**BASE, "bear": dict(off=50, fin=95)}  # BEAR ends above AWAC on every seed of every task
+    overall, *per_task = fidelity.claim_a(table(worse), TASKS)
+    assert overall.verdict == NOT_REPRODUCED and per_task[0].verdict == NOT_REPRODUCED
+    ties = {k: dict(fin=90) for k in BASE}  # everyone at the same final score: nothing shown either way
+    assert fidelity.claim_a(table(ties, noise=0.0), TASKS)[0].verdict == INCONCLUSIVE
+
+
+def test_claim_b_drop_or_overestimation_on_two_tasks():
+    t = table({**BASE, "sacfd": dict(off=40, fin=10, drop=30)})
+    assert fidelity.claim_b(t, TASKS).verdict == REPRODUCED
+    t = table({**BASE, "sacfd": dict(drop=0, qgap=5), "awac": dict(qgap=9)}, noise=0.0)
+    assert fidelity.claim_b(t, TASKS).verdict == NOT_REPRODUCED  # no drop; Q above the MC return but below AWAC's
+    one = t.copy()
+    one.loc[(one["algo"] == "sacfd") & (one["task"] == "t1"), "drop"] = [5.0, 6.0, 7.0]
+    assert fidelity.claim_b(one, TASKS).verdict == INCONCLUSIVE  # holds on 1 of 2 tasks
+    t = table({**BASE, "sacfd": dict(drop=-1, qgap=5), "awac": dict(qgap=-1)})
+    assert fidelity.claim_b(t, TASKS).verdict == REPRODUCED  # overestimates, and more than AWAC
+
+
+def test_claim_c_and_d_and_e():
+    assert fidelity.claim_c(table(BASE), TASKS).verdict == REPRODUCED  # BEAR: off 50 >= 25, gain 2 is the least
+    no_offline = {**BASE, "bear": dict(off=0, fin=2)}
+    assert fidelity.claim_c(table(no_offline), TASKS).verdict == NOT_REPRODUCED
+    assert fidelity.claim_d(table(BASE), TASKS).verdict == REPRODUCED  # AWR's auc_gain 0 is below all three
+    faster = {**BASE, "awr": dict(auc_gain=50)}
+    assert fidelity.claim_d(table(faster), TASKS).verdict == NOT_REPRODUCED
+    assert fidelity.claim_e(table(BASE), TASKS).verdict == REPRODUCED  # BC's gain is 0 on every run
+    moved = {**BASE, "bc": dict(off=50, fin=60)}
+    assert fidelity.claim_e(table(moved), TASKS).verdict == NOT_REPRODUCED
+
+
+def test_q_gap_averages_the_switch_and_the_online_evaluations():
+    rows = [("r", "offline", 1, "q_estimate", 1.0), ("r", "offline", 1, "mc_return", 0.0),  # gap 1: not the switch
+            ("r", "offline", 2, "q_estimate", 4.0), ("r", "offline", 2, "mc_return", 0.0),  # gap 4: the switch
+            ("r", "online", 3, "q_estimate", 3.0), ("r", "online", 3, "mc_return", 1.0),  # gap 2
+            ("r", "online", 3, "critic_loss", 9.0)]
+    train = pd.DataFrame(rows, columns=["run_id", "phase", "grad_step", "metric", "value"])
+    assert fidelity.q_gaps(train)["r"] == pytest.approx(3.0)
+    assert fidelity.q_gaps(train[train["metric"] == "critic_loss"]).empty
