@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import results
+
 
 class SchemaError(ValueError):
     """A results file does not follow the contract (missing file, column, key, or a bad value)."""
@@ -19,16 +21,17 @@ class SchemaError(ValueError):
 
 PHASES = ("offline", "online")
 
-EVALS_STR = ("run_id", "algo", "task", "phase")
-EVALS_INT = ("seed", "grad_step", "env_step")
-EVALS_FLOAT_REQUIRED = ("return_mean",)  # must be a number on every row
-EVALS_FLOAT_OPTIONAL = ("return_std", "normalized_score", "success_rate", "success_final", "wall_s")  # empty -> NaN
-EVALS_COLUMNS = EVALS_STR + EVALS_INT + EVALS_FLOAT_REQUIRED + EVALS_FLOAT_OPTIONAL
+# the columns and their kinds are the harness's contract (benchmarks/results.py), read from there
+EVALS_STR = results.columns_of(results.EVAL_COLUMNS, "str")
+EVALS_INT = results.columns_of(results.EVAL_COLUMNS, "int")
+EVALS_FLOAT_REQUIRED = results.columns_of(results.EVAL_COLUMNS, "float")  # must be a number on every row
+EVALS_FLOAT_OPTIONAL = results.columns_of(results.EVAL_COLUMNS, "float?")  # empty -> NaN
+EVALS_COLUMNS = tuple(results.EVAL_COLUMNS)
 
-TRAIN_STR = ("run_id", "phase", "metric")
-TRAIN_INT = ("grad_step",)
-TRAIN_FLOAT_OPTIONAL = ("value",)
-TRAIN_COLUMNS = ("run_id", "grad_step", "phase", "metric", "value")
+TRAIN_STR = results.columns_of(results.TRAIN_COLUMNS, "str")
+TRAIN_INT = results.columns_of(results.TRAIN_COLUMNS, "int")
+TRAIN_FLOAT_OPTIONAL = results.columns_of(results.TRAIN_COLUMNS, "float?")
+TRAIN_COLUMNS = tuple(results.TRAIN_COLUMNS)
 
 CONFIG_KEYS = ("algo", "task", "seed", "offline_steps", "online_steps", "eval_every")
 

@@ -23,9 +23,20 @@ import socket
 import subprocess
 from typing import Any
 
-EVAL_COLUMNS = ["run_id", "algo", "task", "seed", "phase", "grad_step", "env_step", "return_mean",
-                "return_std", "normalized_score", "success_rate", "success_final", "wall_s"]
-TRAIN_COLUMNS = ["run_id", "grad_step", "phase", "metric", "value"]
+# The results contract, written once: every column of evals.csv and train.csv in file order, with its kind.
+# "str", "int": a value on every row; "float": a number on every row; "float?": a number or empty (NaN).
+# The harness writes these columns (RunWriter) and analysis/schema.py validates them.
+EVAL_COLUMNS: dict[str, str] = {
+    "run_id": "str", "algo": "str", "task": "str", "seed": "int", "phase": "str", "grad_step": "int",
+    "env_step": "int", "return_mean": "float", "return_std": "float?", "normalized_score": "float?",
+    "success_rate": "float?", "success_final": "float?", "wall_s": "float?"}
+TRAIN_COLUMNS: dict[str, str] = {"run_id": "str", "grad_step": "int", "phase": "str", "metric": "str",
+                                 "value": "float?"}
+
+
+def columns_of(columns: dict[str, str], kind: str) -> tuple[str, ...]:
+    """The names of the columns of one kind, in file order."""
+    return tuple(name for name, k in columns.items() if k == kind)
 
 
 def _fmt(v: Any) -> Any:

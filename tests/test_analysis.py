@@ -33,7 +33,7 @@ from analysis.report import make_report
 from analysis.stats import iqm, iqm_ci, mean_ci, poi_point, probability_of_improvement
 from analysis.style import algo_palette, format_steps
 from analysis.tables import offline_online_cells, offline_online_latex
-from benchmarks.results import EVAL_COLUMNS  # noqa: E402 - the harness's contract, written once
+from benchmarks.results import EVAL_COLUMNS, TRAIN_COLUMNS  # noqa: E402 - the harness's contract, written once
 
 OFFLINE_STEPS, ONLINE_STEPS, EVAL_EVERY = 10_000, 20_000, 2_000
 
@@ -100,7 +100,7 @@ def make_run(
             "success_final": score / 100 if kind == "success" else np.nan,
             "wall_s": np.linspace(0, 60, len(score)),
         },
-        columns=EVAL_COLUMNS,
+        columns=list(EVAL_COLUMNS),
     )  # fmt: skip
     ll_off, ll_on = LOGLIK[algo]
     has_q = algo != "bc"
@@ -116,7 +116,7 @@ def make_run(
             (run_id, g, phase, "mc_return", 40.0 + seed if has_q else np.nan),
             (run_id, g, phase, "actor_loss", 1.0 / (1 + i)),
         ]
-    train = pd.DataFrame(rows, columns=["run_id", "grad_step", "phase", "metric", "value"])
+    train = pd.DataFrame(rows, columns=list(TRAIN_COLUMNS))
     config = {
         "algo": algo, "task": task, "seed": seed, "offline_steps": OFFLINE_STEPS,
         "online_steps": ONLINE_STEPS, "eval_every": eval_every, "batch_size": 256,

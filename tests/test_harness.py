@@ -24,7 +24,7 @@ def tiny_run(out, algo="awac", seed=0, **kw):
 def test_tiny_run_writes_both_phases_with_the_schema(tmp_path):
     run_dir = tiny_run(tmp_path)
     ev = pd.read_csv(os.path.join(run_dir, "evals.csv"))
-    assert list(ev.columns) == EVAL_COLUMNS
+    assert list(ev.columns) == list(EVAL_COLUMNS)
     off, on = ev[ev.phase == "offline"], ev[ev.phase == "online"]
     assert list(off.grad_step) == [10, 20] and (off.env_step == 0).all()   # the last one is the switch
     assert list(on.env_step) == [10, 20, 30]
@@ -32,7 +32,7 @@ def test_tiny_run_writes_both_phases_with_the_schema(tmp_path):
     assert ev.success_rate.between(0, 1).all() and ev.normalized_score.notna().all()
     assert (ev.wall_s.diff().dropna() >= 0).all()
     tr = pd.read_csv(os.path.join(run_dir, "train.csv"))
-    assert list(tr.columns) == TRAIN_COLUMNS
+    assert list(tr.columns) == list(TRAIN_COLUMNS)
     assert {"critic_loss", "actor_loss", "weight_max", "offline_loglik", "q_estimate", "mc_return"} <= set(tr.metric)
     assert set(tr.phase) == {"offline", "online"}
     cfg = json.load(open(os.path.join(run_dir, "config.json")))
