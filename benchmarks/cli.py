@@ -40,7 +40,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, only: tuple[str,
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         kw: dict = {"dest": name, "help": f.metadata.get("help")}
         if kind is bool:
-            kw["action"] = argparse.BooleanOptionalAction if f.default else "store_true"
+            kw.update(action=argparse.BooleanOptionalAction if f.default else "store_true", default=f.default)
         elif typing.get_origin(kind) is dict:
             kw.update(action="append", metavar="KEY=VALUE")
         elif f.default is dataclasses.MISSING:

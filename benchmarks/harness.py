@@ -48,30 +48,41 @@ from benchmarks.tasks import Task, get_task
 DIAG_BATCH = 1024  # fixed offline batch for the log-likelihood and Q-vs-Monte-Carlo diagnostics
 
 
+def _arg(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = dataclasses.MISSING, **cli: Any):
+    """A RunSpec field with its help text (and any other ``awac-bench run`` option setting, e.g. ``flag``)."""
+    return field(default=default, default_factory=factory, metadata={"help": help, **cli})
+
+
 @dataclass
 class RunSpec:
-    algo: str
-    task: str
-    seed: int = 0
-    offline_steps: int = 10_000
-    online_steps: int = 10_000
-    eval_every: int = 1_000          # online: environment steps between evaluations
-    eval_every_offline: int = 0      # offline: gradient steps between evaluations (0: only at the switch)
-    eval_episodes: int = 5
-    utd: float = 1                   # updates per environment step (scales the algorithm's rhythm; may be < 1)
-    log_every: int = 500             # gradient steps between rows of train diagnostics
-    algo_preset: str | None = None   # None: the preset named after the task family if the algorithm has one
-    overrides: dict[str, Any] = field(default_factory=dict)
-    dataset: str | None = None
-    env: str | None = None
-    device: str = "cpu"
-    threads: int = 1
-    save_model: bool = False         # write the final state (networks + optimizers) to final.pt
-    bf16: bool = False               # opt-in bfloat16 autocast of the forward passes (see docs/PERFORMANCE.md)
-    compile: bool = False            # opt-in torch.compile of the loss functions (eager fallback on failure)
-    cuda_graphs: bool = False        # opt-in: compile with CUDA graphs (mode "reduce-overhead"; CUDA only)
-    checkpoint_at_eval: bool = True  # write a checkpoint after every evaluation (benchmarks/checkpoint.py) ...
-    checkpoint_every_min: float = 10.0  # ... and at least this often (minutes; <= 0: only at evaluations)
+    """One offline->online run. Every field is an option of ``awac-bench run`` (``offline_steps`` is
+    ``--offline-steps``), typed and explained by the field itself (``benchmarks/cli.py`` derives the options)."""
+
+    algo: str = _arg(help="a registered algorithm (awac-bench list)")
+    task: str = _arg(help="a registered task, a D4RL name, a Minari id, or 'custom' with --dataset/--env")
+    seed: int = _arg(0, "seed of the run (networks, sampling, environments)")
+    offline_steps: int = _arg(10_000, "offline gradient steps")
+    online_steps: int = _arg(10_000, "online environment steps")
+    eval_every: int = _arg(1_000, "online environment steps between evaluations")
+    eval_every_offline: int = _arg(0, "offline gradient steps between evaluations (0: only at the switch)")
+    eval_episodes: int = _arg(5, "episodes per evaluation (deterministic policy)")
+    utd: float = _arg(1, "updates per environment step, scaling the algorithm's rhythm (0.1: one update per 10 steps)")
+    log_every: int = _arg(500, "gradient steps between rows of train diagnostics")
+    algo_preset: str | None = _arg(None, "a named config variant, e.g. awac: hand|mujoco|paper, sacfd: prior "
+                                         "(default: the preset named after the task's family, where there is one)")
+    overrides: dict[str, Any] = _arg(factory=dict, help="override an algorithm config key (repeatable)",
+                                     flag="--set")
+    dataset: str | None = _arg(None, "D4RL-layout HDF5 file or Minari dataset folder (overrides the task's)")
+    env: str | None = _arg(None, "gymnasium id (overrides the task's)")
+    device: str = _arg("cpu", "torch device: cpu, cuda, cuda:1, ...")
+    threads: int = _arg(1, "torch threads (1 per run is fastest per core)")
+    save_model: bool = _arg(False, "write the final state (networks + optimizers) to final.pt")
+    bf16: bool = _arg(False, "bfloat16 autocast of the forward passes (opt-in; docs/PERFORMANCE.md)")
+    compile: bool = _arg(False, "torch.compile the loss functions (opt-in; falls back to eager with a warning)")
+    cuda_graphs: bool = _arg(False, "compile with CUDA graphs (mode reduce-overhead; CUDA devices only)")
+    checkpoint_at_eval: bool = _arg(True, "write a checkpoint after every evaluation (benchmarks/checkpoint.py)")
+    checkpoint_every_min: float = _arg(10.0, "minutes between checkpoints at the most (a checkpoint also follows "
+                                                 "every evaluation; <= 0: only at evaluations)")
 
     @property
     def run_id(self) -> str:
