@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import typing
 import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+import pydantic
 import torch
 
 
@@ -40,44 +42,30 @@ class Batch(NamedTuple):
     adv: torch.Tensor = torch.empty(0)
 
 
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Convert a CLI string (or JSON value) to the type of a config field."""
-    ann = annotation if not isinstance(annotation, str) else eval(annotation, vars(typing))  # noqa: S307
-    origin = typing.get_origin(ann)
-    args = typing.get_args(ann)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+def _from_text(text: str, annotation: Any) -> Any:
+    """A config value given as text (``--set KEY=VALUE``) in the form pydantic validates for the field's type:
+    "none", "null" or "" for an optional field's None, a list of items for a tuple ("256,256", "(256, 256)")."""
+    args = typing.get_args(annotation)
+    if type(None) in args:
+        if text.strip().lower() in ("none", "null", ""):
             return None
-        ann = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(ann), typing.get_args(ann)
-    try:
-        if origin is tuple or ann is tuple:
-            if isinstance(value, str):
-                value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
-            inner = args[0] if args else int
-            return tuple(_coerce(v, inner, key) for v in value)
-        if ann is bool:
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if ann in (int, float, str):
-            if ann is int and isinstance(value, str):
-                return int(float(value)) if "e" in value.lower() else int(value)
-            return ann(value)
-    except (TypeError, ValueError):
-        raise UserError(f"config key '{key}': cannot read {value!r} as {getattr(ann, '__name__', ann)}") from None
-    return value
+        annotation = next(a for a in args if a is not type(None))
+    if typing.get_origin(annotation) is tuple:
+        return [item.strip() for item in text.strip().strip("()[]").split(",") if item.strip()]
+    return text
+
+
+@functools.cache
+def _validator(cls: type) -> pydantic.TypeAdapter:
+    return pydantic.TypeAdapter(cls)
 
 
 @dataclass
 class Config:
     """Base for every algorithm's config. Subclasses are dataclasses whose field comments cite sources.
 
-    ``from_dict`` is strict: an unknown key is a ``UserError`` naming it and the valid keys.
+    ``from_dict`` is strict: an unknown key is a ``UserError`` naming it and the valid keys, and every value is
+    validated against its field's type by pydantic (text from the command line is read as that type).
     """
 
     @classmethod
@@ -91,8 +79,15 @@ class Config:
                 f"(valid: {', '.join(sorted(fields))})"
             )
         hints = typing.get_type_hints(cls)
-        values = {k: _coerce(v, hints[k], k) for k, v in overrides.items()}
-        return cls(**values)
+        values = {k: _from_text(v, hints[k]) if isinstance(v, str) else v for k, v in overrides.items()}
+        try:  # typed by the fields' annotations (pydantic's lax mode: "256" -> 256, "true" -> True, 2 -> 2.0)
+            return _validator(cls).validate_python(values)
+        except pydantic.ValidationError as e:
+            err = e.errors()[0]
+            key = str(err["loc"][0]) if err["loc"] else "?"
+            ann = hints.get(key)
+            raise UserError(f"config key '{key}': cannot read {overrides.get(key, err['input'])!r} as "
+                            f"{ann.__name__ if isinstance(ann, type) else ann}: {err['msg']}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

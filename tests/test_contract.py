@@ -109,8 +109,13 @@ def test_config_values_are_coerced_from_strings():
     cfg = algorithms.resolve_config("awac", overrides={"beta": "0.5", "batch_size": "256",
                                                        "actor_hidden": "64,64", "adv_clip": "none"})
     assert cfg.beta == 0.5 and cfg.batch_size == 256 and cfg.actor_hidden == (64, 64) and cfg.adv_clip is None
-    with pytest.raises(UserError, match="batch_size"):
-        algorithms.resolve_config("awac", overrides={"batch_size": "lots"})
+    cfg = algorithms.resolve_config("awac", overrides={"actor_hidden": "(32, 16)", "v_from_mean": "true",
+                                                       "adv_clip": "0.5", "beta": 2})
+    assert cfg.actor_hidden == (32, 16) and cfg.v_from_mean is True and cfg.adv_clip == 0.5
+    assert isinstance(cfg.beta, float)  # an int for a float field is stored as the float it means
+    for bad in ({"batch_size": "lots"}, {"batch_size": 3.5}, {"actor_hidden": "64,x"}, {"v_from_mean": "maybe"}):
+        with pytest.raises(UserError, match=f"config key '{next(iter(bad))}'"):
+            algorithms.resolve_config("awac", overrides=bad)
 
 
 def test_unknown_algorithm_is_a_user_error():
