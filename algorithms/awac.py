@@ -37,7 +37,7 @@ import torch
 from torch.nn import functional as F
 
 from algorithms import register
-from algorithms.base import Algorithm, Batch, Config
+from algorithms.base import Algorithm, Batch, Config, scalars
 from algorithms.networks import (
     GaussianPolicy,
     TwinQ,
@@ -102,7 +102,6 @@ class AWAC(Algorithm):
     }
 
     compilable = ("losses",)
-    METRICS = ("critic_loss", "actor_loss", "q_mean", "adv_mean", "weight_max", "weight_std", "log_std_mean")
 
     def __init__(self, obs_dim: int, act_dim: int, config: AWACConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)
@@ -137,7 +136,7 @@ class AWAC(Algorithm):
         self.actor_opt.step()
         soft_update(self.critic_target, self.critic, c.tau)
         self.grad_steps += 1
-        return dict(zip(self.METRICS, stats.tolist(), strict=True))
+        return scalars(stats)
 
     def losses(self, obs, act, rew, next_obs, done, next_noise, v_noise):
         """(critic loss, actor loss, metrics) of one batch; the noise makes it a pure function."""
@@ -171,10 +170,10 @@ class AWAC(Algorithm):
         adv = torch.minimum(q1, q2) - self.critic.min_q(obs, pi_act)
         return adv, self.advantage_weights(adv, self.cfg.beta, self.cfg.adv_clip)
 
-    def _stats(self, critic_loss, actor_loss, q1, adv, weights, log_std) -> torch.Tensor:
-        return torch.stack([critic_loss.detach(), actor_loss.detach(), q1.detach().mean(),
-                            adv.mean(),  # before the clip
-                            weights.max(), weights.std(), log_std.detach().mean()])
+    def _stats(self, critic_loss, actor_loss, q1, adv, weights, log_std) -> dict[str, torch.Tensor]:
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "q_mean": q1.detach().mean(),
+                "adv_mean": adv.mean(),  # before the clip
+                "weight_max": weights.max(), "weight_std": weights.std(), "log_std_mean": log_std.detach().mean()}
 
     @staticmethod
     def advantage_weights(adv: torch.Tensor, beta: float, adv_clip: float | None = None) -> torch.Tensor:

@@ -82,7 +82,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from algorithms import register
-from algorithms.base import Algorithm, Batch, Config, UserError
+from algorithms.base import Algorithm, Batch, Config, UserError, scalars
 from algorithms.networks import ReLUMLP, diag_gaussian_log_prob, f32, gaussian_action, make_sgd, mlp
 
 _CHUNK = 1 << 16  # rows per forward pass when evaluating V over the whole buffer
@@ -394,14 +394,15 @@ class AWR(Algorithm):
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
-        return dict(zip(("critic_loss", "v_mean", "ret_mean"), stats.tolist(), strict=True))
+        return scalars(stats)
 
-    def value_loss(self, obs: torch.Tensor, ret: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def value_loss(self, obs: torch.Tensor, ret: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_V and its metrics (loss, mean V, mean return)."""
         with self.autocast():
             v_n = f32(self.critic(self.obs_norm(obs)).squeeze(-1))
             loss = 0.5 * F.mse_loss(v_n, ret / self.value_scale)
-        return loss, torch.stack([loss.detach(), v_n.detach().mean() * self.value_scale, ret.mean()])
+        return loss, {"critic_loss": loss.detach(), "v_mean": v_n.detach().mean() * self.value_scale,
+                      "ret_mean": ret.mean()}
 
     def _weights(self, adv: torch.Tensor, adv_stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(w, exp(A_hat / beta) before clipping) for the stored advantages of a minibatch."""
@@ -415,11 +416,9 @@ class AWR(Algorithm):
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.actor_opt.step()
-        keys = ("actor_loss", "bound_loss", "adv_mean", "adv_std", "weight_mean", "weight_max",
-                "clipped_fraction")
-        return dict(zip(keys, stats.tolist(), strict=True))
+        return scalars(stats)
 
-    def policy_loss(self, obs, act, adv, adv_stats) -> tuple[torch.Tensor, torch.Tensor]:
+    def policy_loss(self, obs, act, adv, adv_stats) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_pi and its metrics; ``adv`` = the rows' stored R - V(s), ``adv_stats`` = their buffer-wide
         (mean, std)."""
         c = self.cfg
@@ -432,9 +431,10 @@ class AWR(Algorithm):
             loss = -(weights * logp).mean() + c.action_bound_weight * bound
         return loss, self._policy_stats(loss.detach(), bound.detach(), adv, adv_stats, weights, raw_w)
 
-    def _policy_stats(self, loss, bound, adv, adv_stats, weights, raw_w) -> torch.Tensor:
-        return torch.stack([loss, bound, adv.mean(), adv_stats[1], weights.mean(), weights.max(),
-                            (raw_w > self.cfg.weight_clip).float().mean()])
+    def _policy_stats(self, loss, bound, adv, adv_stats, weights, raw_w) -> dict[str, torch.Tensor]:
+        return {"actor_loss": loss, "bound_loss": bound, "adv_mean": adv.mean(), "adv_std": adv_stats[1],
+                "weight_mean": weights.mean(), "weight_max": weights.max(),
+                "clipped_fraction": (raw_w > self.cfg.weight_clip).float().mean()}
 
     # -- acting and diagnostics ---------------------------------------------------------------------------
     @torch.inference_mode()

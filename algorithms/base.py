@@ -42,6 +42,11 @@ class Batch(NamedTuple):
     adv: torch.Tensor = torch.empty(0)
 
 
+def scalars(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    """An update's metrics, scalar tensors by name, as floats read in one transfer (one ``stack``, one ``tolist``)."""
+    return dict(zip(metrics, torch.stack(list(metrics.values())).tolist(), strict=True))
+
+
 def _from_text(text: str, annotation: Any) -> Any:
     """A config value given as text (``--set KEY=VALUE``) in the form pydantic validates for the field's type:
     "none", "null" or "" for an optional field's None, a list of items for a tuple ("256,256", "(256, 256)")."""

@@ -56,7 +56,7 @@ import torch
 from torch import nn
 
 from algorithms import register
-from algorithms.base import Algorithm, Batch, Config, UserError
+from algorithms.base import Algorithm, Batch, Config, UserError, scalars
 from algorithms.networks import TanhGaussianPolicy, f32, flatten_parameters, make_adam, mlp, soft_update
 
 KERNELS = ("laplacian", "gaussian")
@@ -385,17 +385,12 @@ class BEAR(Algorithm):
         soft_update(self.actor_target, self.actor, c.tau)
         self.grad_steps += 1
 
-        stats = torch.stack([
-            critic_loss.detach(), actor_loss.detach(), vae_loss.detach(), mmd.detach().mean(),
-            self.log_alpha.detach().exp(), self.log_alpha.detach(), q_mean, y_mean,
-            q_pi.detach().mean(), log_std_pi.detach().mean(),
-        ]).tolist()
-        keys = ("critic_loss", "actor_loss", "vae_loss", "mmd", "alpha", "log_alpha", "q_mean",
-                "target_q_mean", "q_pi_mean", "log_std_mean")
-        out = dict(zip(keys, stats, strict=True))
-        out["warmup"] = float(warm)
-        out["batch_size"] = float(bsz)
-        return out
+        log_alpha = self.log_alpha.detach()
+        return {**scalars({"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+                           "vae_loss": vae_loss.detach(), "mmd": mmd.detach().mean(), "alpha": log_alpha.exp(),
+                           "log_alpha": log_alpha, "q_mean": q_mean, "target_q_mean": y_mean,
+                           "q_pi_mean": q_pi.detach().mean(), "log_std_mean": log_std_pi.detach().mean()}),
+                "warmup": float(warm), "batch_size": float(bsz)}
 
     def model_losses(self, obs, act, rew, next_obs, done, vae_noise, target_noise):
         """VAE loss and critic loss (with mean Q and mean target); the noise makes it a pure function."""

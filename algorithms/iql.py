@@ -41,7 +41,7 @@ import torch
 from torch.nn import functional as F
 
 from algorithms import register
-from algorithms.base import Algorithm, Batch, Config
+from algorithms.base import Algorithm, Batch, Config, scalars
 from algorithms.networks import (
     GaussianPolicy,
     TwinQ,
@@ -109,7 +109,6 @@ class IQL(Algorithm):
         "antmaze": {"expectile": 0.9, "beta": 10.0, "actor_lr_decay_steps": 0},
     }
     compilable = ("value_loss", "actor_critic_losses")
-    METRICS = ("value_loss", "actor_loss", "critic_loss", "v_mean", "q_mean", "adv_mean", "weight_max")
 
     def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)
@@ -157,8 +156,7 @@ class IQL(Algorithm):
         self.critic_opt.step()
         soft_update(self.critic_target, self.critic, self.cfg.tau)
         self.grad_steps += 1
-        values = [value_loss.detach(), *stats]
-        return dict(zip(self.METRICS, torch.stack(values).tolist(), strict=True))
+        return scalars({"value_loss": value_loss.detach(), **stats})
 
     def value_loss(self, obs, q_data) -> torch.Tensor:
         """L_V: expectile regression of V(s) onto min_j Q'_j(s, a)."""
@@ -178,7 +176,8 @@ class IQL(Algorithm):
             actor_loss = -(weights * diag_gaussian_log_prob(act, mean, log_std)).mean()
             q1, q2 = self.critic(obs, act)
             critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
-        stats = [actor_loss.detach(), critic_loss.detach(), v.mean(), q1.detach().mean(), adv.mean(), weights.max()]
+        stats = {"actor_loss": actor_loss.detach(), "critic_loss": critic_loss.detach(), "v_mean": v.mean(),
+                 "q_mean": q1.detach().mean(), "adv_mean": adv.mean(), "weight_max": weights.max()}
         return actor_loss, critic_loss, stats
 
     @torch.inference_mode()

@@ -33,7 +33,7 @@ import torch
 from torch.nn import functional as F
 
 from algorithms import register
-from algorithms.base import Algorithm, Batch, Config
+from algorithms.base import Algorithm, Batch, Config, scalars
 from algorithms.bc import bc_loss
 from algorithms.networks import TanhGaussianPolicy, TwinQ, flatten_parameters, make_adam, soft_update
 
@@ -82,7 +82,6 @@ class SAC(Algorithm):
         self.alpha_opt = make_adam([self.log_alpha], c.alpha_lr)
 
     compilable = ("critic_loss", "actor_loss", "bc_loss")
-    METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
 
     def update(self, batch: Batch) -> dict[str, float]:
         if self.grad_steps < self.cfg.bc_init_steps:
@@ -110,8 +109,8 @@ class SAC(Algorithm):
 
         soft_update(self.critic_target, self.critic, c.tau)
         self.grad_steps += 1
-        stats = torch.stack([critic_loss.detach(), actor_loss.detach(), alpha[0], -logp.detach().mean(), q_mean])
-        return dict(zip(self.METRICS, stats.tolist(), strict=True))
+        return scalars({"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "alpha": alpha[0],
+                        "entropy": -logp.detach().mean(), "q_mean": q_mean})
 
     @torch.no_grad()
     def soft_target_y(self, rew, next_obs, done, alpha, next_noise) -> torch.Tensor:
