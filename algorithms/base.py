@@ -175,6 +175,13 @@ class Algorithm:
                     setattr(self, name, _CompiledOrEager(fn, f"{self.name}.{name}", mode))
 
     # -- the protocol's rhythm --------------------------------------------------------------
+    @property
+    def discount(self) -> float:
+        """The discount of the algorithm's returns, its config's ``gamma``. The harness computes the diagnostic
+        Monte-Carlo returns (``mc_return``, the reference for ``q_estimate``) with it and records it in the
+        run's config.json. An algorithm whose config has no ``gamma`` states its discount instead (BC)."""
+        return float(self.cfg.gamma)
+
     def batch_size(self, phase: str) -> int:
         """Minibatch size for ``phase`` in {"offline", "online"}."""
         return int(self.cfg.batch_size)

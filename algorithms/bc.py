@@ -44,6 +44,8 @@ class BCConfig(Config):
 class BC(Algorithm):
     name = "bc"
     Config = BCConfig
+    # BC has no returns; its diagnostic Monte-Carlo returns use the discount of the suite's other algorithms
+    discount = 0.99
 
     def __init__(self, obs_dim: int, act_dim: int, config: BCConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)

@@ -363,7 +363,7 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True,
         buffer.protect()               # of a capacity-limited algorithm (AWR) cycles over online rows only
 
     # fixed diagnostic batch from the offline data, with Monte-Carlo returns for the Q-estimate check
-    gamma = float(getattr(cfg, "gamma", 0.99))
+    gamma = algo.discount
     rng = np.random.default_rng(spec.seed)
     diag_idx = rng.choice(len(ds), size=min(DIAG_BATCH, len(ds)), replace=False)
     diag_obs = torch.as_tensor(ds.obs[diag_idx], device=device)

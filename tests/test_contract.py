@@ -93,6 +93,10 @@ def test_save_load_gives_identical_actions(algo, tmp_path):
     assert all(torch.equal(p1[k], p2[k]) for k in p1)
 
 
+def test_discount_is_declared(algo):
+    assert isinstance(algo.discount, float) and 0.0 < algo.discount <= 1.0
+
+
 def test_unknown_config_key_is_an_error(algo):
     with pytest.raises(UserError, match="no_such_key"):
         algorithms.resolve_config(algo.name, overrides={"no_such_key": 1})
