@@ -82,7 +82,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from algorithms import register
-from algorithms.base import Algorithm, Batch, Config, UserError, scalars
+from algorithms.base import Algorithm, Batch, Config, UserError, episode_ends, scalars
 from algorithms.networks import ReLUMLP, diag_gaussian_log_prob, f32, gaussian_action, make_sgd, mlp
 
 _CHUNK = 1 << 16  # rows per forward pass when evaluating V over the whole buffer
@@ -357,9 +357,7 @@ class AWR(Algorithm):
         order = buffer.order()
         obs, next_obs = buffer.obs[order], buffer.next_obs[order]
         done = buffer.done[order] > 0.5
-        ends = buffer.timeout[order]  # a gathered copy, safe to modify
-        ends[:-1] |= (next_obs[:-1] != obs[1:]).any(-1)  # a discontinuity is an (unflagged) episode end
-        ends[-1] = True
+        ends = episode_ends(obs, next_obs, done, buffer.timeout[order])  # the newest row ends one too
         values = self.value(obs)
         next_values = torch.zeros_like(values)
         boot = torch.nonzero(ends & ~done).squeeze(-1)  # only these rows bootstrap from V(s')

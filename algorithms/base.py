@@ -42,6 +42,18 @@ class Batch(NamedTuple):
     adv: torch.Tensor = torch.empty(0)
 
 
+def episode_ends(obs, next_obs, done, timeout):
+    """Which rows of a table of transitions in time order end an episode: a true terminal (``done``), a time
+    limit (``timeout``), a break in continuity (``next_obs[t] != obs[t + 1]``: the flags missed an end) and the
+    last row (an episode still being collected, or cut by the end of the data). numpy arrays or torch tensors."""
+    ends = (done != 0) | (timeout != 0)
+    if len(ends) > 1:
+        ends[:-1] |= (next_obs[:-1] != obs[1:]).any(-1)
+    if len(ends):
+        ends[-1] = True
+    return ends
+
+
 def scalars(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
     """An update's metrics, scalar tensors by name, as floats read in one transfer (one ``stack``, one ``tolist``)."""
     return dict(zip(metrics, torch.stack(list(metrics.values())).tolist(), strict=True))

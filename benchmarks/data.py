@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from algorithms.base import UserError
+from algorithms.base import UserError, episode_ends
 
 REQUIRED = ("observations", "actions", "rewards", "terminals")
 # actions at most this fraction of the bound range outside the env's bounds are clipped (float32 rounding of
@@ -50,14 +50,8 @@ class Dataset:
         return self.act.shape[1]
 
     def episode_ends(self) -> np.ndarray:
-        """Boolean mask of rows that end an episode (terminal, time limit, or the last row)."""
-        ends = self.done.astype(bool) | self.timeout.astype(bool)
-        # a break in continuity also ends an episode (rows whose successor is not the next row's obs)
-        if len(self) > 1:
-            ends[:-1] |= ~np.all(self.next_obs[:-1] == self.obs[1:], axis=1)
-        if len(self):
-            ends[-1] = True
-        return ends
+        """Boolean mask of rows that end an episode (``algorithms.base.episode_ends``)."""
+        return episode_ends(self.obs, self.next_obs, self.done, self.timeout)
 
     def episode_returns(self) -> np.ndarray:
         ends = np.flatnonzero(self.episode_ends())

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from algorithms.base import UserError
+from algorithms.base import UserError, episode_ends
 from benchmarks.data import from_arrays, load_d4rl_hdf5
 from benchmarks.tasks import get_task
 
@@ -28,6 +28,21 @@ def test_next_observations_derived_like_qlearning_dataset():
     np.testing.assert_array_equal(ds.done, [0, 0, 1, 0])
     np.testing.assert_array_equal(ds.timeout, [0, 0, 0, 0])
     np.testing.assert_array_equal(ds.episode_ends(), [0, 0, 1, 1])
+
+
+def test_episode_ends_is_one_rule_for_arrays_and_tensors():
+    """The dataset (numpy) and the buffer-wide returns of AWR (torch) cut episodes by the same rule."""
+    import torch
+
+    obs = np.array([[0], [1], [2], [9], [4], [5]], np.float32)
+    next_obs = np.array([[1], [2], [3], [4], [5], [6]], np.float32)  # row 2 -> 3 breaks: 3 != 9
+    done = np.array([1, 0, 0, 0, 0, 0], np.float32)                  # a terminal at row 0
+    timeout = np.array([0, 0, 0, 0, 1, 0], bool)                      # a time limit at row 4; row 5 is the last
+    want = [1, 0, 1, 0, 1, 1]
+    np.testing.assert_array_equal(episode_ends(obs, next_obs, done, timeout), want)
+    t = episode_ends(*(torch.as_tensor(x) for x in (obs, next_obs, done, timeout)))
+    assert t.dtype == torch.bool and t.tolist() == [bool(w) for w in want]
+    assert episode_ends(obs[:0], next_obs[:0], done[:0], timeout[:0]).shape == (0,)
 
 
 def test_timeout_gap_marks_the_previous_row_as_episode_end():
