@@ -25,12 +25,22 @@ MANIFEST = os.path.join(DATA_DIR, "MANIFEST.json")
 DEFAULTS = {"halfcheetah-sac-replay": dict(steps=30_000, random_steps=5_000, seed=0)}
 
 
+class RandomPolicy:
+    """Uniformly random actions of an action space, behind an algorithm's ``act``."""
+
+    def __init__(self, space):
+        self.space = space
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        return self.space.sample()[None]
+
+
 def train_sac(env, steps: int, random_steps: int, seed: int, desc: str, progress: bool = True,
               on_step=None):
     """The suite's SAC (``algorithms/sac.py``, default config) trained online from scratch on ``env``:
-    ``random_steps`` uniformly random actions, then one update per environment step. Returns
-    (sac, buffer, episode returns). ``on_step(t, sac)`` is called after every step (checkpoints)."""
-    from benchmarks.harness import seed_everything
+    ``random_steps`` uniformly random actions, then one update per environment step, collected by the harness's
+    ``collect``. Returns (sac, buffer, episode returns). ``on_step(t, sac)`` is called after every step."""
+    from benchmarks.harness import Episode, collect, seed_everything
 
     torch.set_num_threads(1)
     seed_everything(seed)
@@ -38,24 +48,16 @@ def train_sac(env, steps: int, random_steps: int, seed: int, desc: str, progress
     sac = algorithms.make("sacfd", obs_dim, act_dim)
     buf = ReplayBuffer(obs_dim, act_dim, steps, seed=seed)
     env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    returns, ep_ret = [], 0.0
+    ep = Episode(env.reset(seed=seed)[0])
+    explore = RandomPolicy(env.action_space)
+    returns = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc=desc, unit="step", mininterval=5.0)
     for t in range(steps):
-        act = env.action_space.sample() if t < random_steps else sac.act(obs[None], deterministic=False)[0]
-        next_obs, rew, term, trunc, _ = env.step(act)
-        # the last step of the budget ends the final episode by "time limit" (its successor is unknown)
-        buf.add(obs, act, rew, next_obs, term, (trunc and not term) or t == steps - 1)
-        ep_ret += float(rew)
-        obs = next_obs
-        if term or trunc:
-            returns.append(ep_ret)
-            ep_ret = 0.0
-            obs, _ = env.reset()
+        returns += collect(env, explore if t < random_steps else sac, buf, ep, 1)
         if t >= random_steps:
             sac.update(buf.sample(sac.batch_size("online")))
         if on_step is not None:
@@ -66,6 +68,7 @@ def train_sac(env, steps: int, random_steps: int, seed: int, desc: str, progress
                 bar.set_postfix(last_return=f"{returns[-1]:.0f}", refresh=False)
     if bar is not None:
         bar.close()
+    buf.timeout[buf.size - 1] = True  # the budget's last step ends the final episode by "time limit"
     return sac, buf, returns
 
 

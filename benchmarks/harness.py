@@ -119,8 +119,10 @@ class Episode:
     last_ret: float = float("nan")
 
 
-def collect(env, algo, buffer: ReplayBuffer, ep: Episode, n: int) -> None:
-    """Take ``n`` environment steps with the sampled policy into ``buffer`` (the online hot path)."""
+def collect(env, algo, buffer: ReplayBuffer, ep: Episode, n: int) -> list[float]:
+    """Take ``n`` environment steps with the sampled policy (``algo.act``) into ``buffer`` (the online hot path);
+    returns the returns of the episodes that ended."""
+    finished = []
     for _ in range(n):
         act = algo.act(ep.obs[None], deterministic=False)[0]
         next_obs, rew, term, trunc, _ = env.step(act)
@@ -130,6 +132,8 @@ def collect(env, algo, buffer: ReplayBuffer, ep: Episode, n: int) -> None:
         if term or trunc:
             ep.obs, _ = env.reset()
             ep.last_ret, ep.ret = ep.ret, 0.0
+            finished.append(ep.last_ret)
+    return finished
 
 
 def evaluate(algo, env, task: Task, episodes: int, seed: int) -> dict[str, float]:
