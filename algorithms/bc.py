@@ -3,9 +3,9 @@
     L = -mean_B log pi(a|s)
 
 The policy is the same Gaussian as AWAC's (rlkit's ``GaussianPolicy``, tanh mean, state-independent
-log-std), trained as rlkit's ``AWACTrainer.run_bc_batch`` does. ``bc_loss`` is the rule; SACfD-prior's warm
-start uses it too. By default BC does not learn online: the paper draws it as a flat line after the
-switch. ``learn_online=True`` keeps cloning the growing buffer (online data included).
+log-std), trained as rlkit's ``AWACTrainer.run_bc_batch`` does. ``bc_loss`` is the rule and ``bc_step`` its
+update; SACfD-prior's warm start runs both on its actor. By default BC does not learn online: the paper draws
+it as a flat line after the switch. ``learn_online=True`` keeps cloning the growing buffer (online data included).
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ from algorithms.networks import GaussianPolicy, gaussian_action, make_adam
 def bc_loss(policy, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
     """L = -mean_B log pi(a|s): maximum likelihood of the dataset's actions under ``policy.log_prob``."""
     return -policy.log_prob(obs, act).mean()
+
+
+def bc_step(loss: torch.Tensor, opt) -> dict[str, float]:
+    """One optimizer step on a BC loss (``bc_loss``), and its metrics."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"bc_loss": loss.item()}
 
 
 @dataclass
@@ -65,12 +73,9 @@ class BC(Algorithm):
             return bc_loss(self.actor, obs, act)
 
     def update(self, batch: Batch) -> dict[str, float]:
-        loss = self.loss(batch.obs, batch.act)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        metrics = bc_step(self.loss(batch.obs, batch.act), self.opt)
         self.grad_steps += 1
-        return {"bc_loss": loss.item()}
+        return metrics
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:

@@ -20,7 +20,7 @@ detached), so one backward pass of their sum gives each exactly its own gradient
 
 log pi takes its Gaussian term from the noise eps itself rather than from (u - mu) / sigma, which would
 cancel terms of size 1 / sigma in float32 once the policy is nearly deterministic
-(``networks.standard_gaussian_log_prob``). The BC warm start is BC's own loss (``bc.bc_loss``).
+(``networks.standard_gaussian_log_prob``). The BC warm start is BC's own update (``bc.bc_loss``, ``bc.bc_step``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, scalars
-from algorithms.bc import bc_loss
+from algorithms.bc import bc_loss, bc_step
 from algorithms.networks import TanhGaussianPolicy, TwinQ, flatten_parameters, make_adam, soft_update
 
 
@@ -139,12 +139,9 @@ class SAC(Algorithm):
             return bc_loss(self.actor, obs, act)
 
     def _bc_update(self, batch: Batch) -> dict[str, float]:
-        loss = self.bc_loss(batch.obs, batch.act)
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.actor_opt.step()
+        metrics = bc_step(self.bc_loss(batch.obs, batch.act), self.actor_opt)  # BC's update of the actor
         self.grad_steps += 1
-        return {"bc_loss": loss.item()}
+        return metrics
 
     def past_warmup(self) -> None:
         self.grad_steps = max(self.grad_steps, int(self.cfg.bc_init_steps))
