@@ -70,8 +70,6 @@ class Recipe:
     demo_noise: float = 0.0
     bc_steps: int = 10_000
     seed: int = 0
-    # a dataset whose rewards must be recomputed for the task: "door_hinge" (door-binary from dense rewards)
-    relabel: str | None = None
 
     @property
     def demos_loaded(self) -> int:
@@ -172,8 +170,7 @@ def make_demos(task, recipe: Recipe, progress: bool) -> tuple[Dataset, dict]:
     kind, _, ref = recipe.demos.partition(":")
     if kind == "human":
         ds = first_episodes(load_dataset(os.path.join(DATA_DIR, ref)), recipe.n_demos)
-        if recipe.relabel:
-            ds.rew = task.relabel_rewards(ds)
+        ds.rew = task.relabel_rewards(ds)  # recorded rewards of another kind: the task's (Task.relabel)
         rets = ds.episode_returns()
         return ds, {"demo_source": ref, "demo_return_mean": float(rets.mean())}
     if kind == "dapg":

@@ -101,6 +101,7 @@ class Task:
     recipe: priordata.Recipe | None = None
 
     def relabel_rewards(self, ds: data_mod.Dataset) -> np.ndarray:
+        """The dataset's rewards for this task: as recorded, or recomputed by ``relabel``."""
         return ds.rew if self.relabel is None else self.relabel(ds)
 
     def make_env(self) -> gym.Env:
@@ -172,8 +173,7 @@ class Task:
                                 f"run `awac-bench data generate --task {self.name}`")
             ensure_generated(self)
         ds = data_mod.load_dataset(self.dataset_path, obs_dim, act_dim)
-        if self.relabel is not None:
-            ds.rew = self.relabel(ds)
+        ds.rew = self.relabel_rewards(ds)
         if action_space is not None and self.rescales(action_space):
             ds = data_mod.rescale_actions(ds, action_space.low, action_space.high)
         return ds
