@@ -54,7 +54,6 @@ class ReplayBuffer:
         self.added = 0      # rows ever appended (prior and online): checkpoints save the rows added since the last
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(int(seed))
-        self._out: dict[int, tuple[torch.Tensor, Batch]] = {}
         self._empty = torch.empty((0,), **f32)
         # CPU: numpy views of the same memory make the one-row writes of ``add`` ~5x cheaper
         self._np = ([t.numpy() for t in (self.obs, self.act, self.rew, self.next_obs, self.done, self.timeout)]
