@@ -2,7 +2,9 @@
 
 * ``smoke``: every registered algorithm, one task, one seed, tiny budgets (tests; well under 3 minutes).
 * ``quick``: what ``make bench`` runs on a laptop: every algorithm x 2 tasks x 3 seeds, budgets just
-  large enough to show the offline-to-online transition. Batch sizes are the algorithms' defaults
+  large enough to show the offline-to-online transition: 4k offline gradient steps, 4k online environment
+  steps at 0.5 updates per step (with IQL added, 1 update per step would take ``make bench`` past 45 minutes
+  on 2 cores). Batch sizes are the algorithms' defaults
   except where noted in QUICK_OVERRIDES. BEAR's warm-up is shortened to 2k gradient steps: its default
   20k-step warm-up (MMD-constrained behaviour cloning, no Q term; ``algorithms/bear.py``) would cover
   the whole 8k-update budget, so BEAR would never act as BEAR. 2k is the default scaled to the budget:
@@ -16,6 +18,11 @@
   (the paper runs 1; at 1 the grid would take about 24 hours here, BEAR alone 9 of them), evaluations every
   5k steps with 10 episodes. AWAC at batch 256 (the paper's 1024 is 4x the cost), the other algorithms at
   their defaults; BEAR keeps its default 20k-step warm-up, which the 25k offline steps pass.
+* ``check``: the regression check's grid (``awac-bench check``, ``benchmarks/check.py``): every algorithm on
+  hopper-check and pen-binary-human, 500 offline + 500 online steps, seeds 0-2 (the check adds an offset);
+  BEAR's warm-up scaled to 250 like quick's; SACfD as SACfD-prior with a 250-step BC warm start (plain
+  SACfD stays at an untrained policy's score at this budget, where no regression of it could show). Short
+  enough for CI.
 * ``paper``: the AWAC paper's protocol (Sec. 5): offline pretraining steps per task family as in
   rlkit's launchers, ``trainer_kwargs.q_num_pretrain2_steps`` = 25000 in examples/awac/hand/awac1.py and
   50000 in examples/awac/mujoco/awac1.py (``offline_steps_by_family``); online up to 500k-1M environment
@@ -39,12 +46,17 @@ PRESETS = {
                   spec=dict(offline_steps=100, online_steps=100, eval_every=50, eval_every_offline=50,
                             eval_episodes=1, log_every=25)),
     "quick": dict(tasks=["pen-binary", "halfcheetah-awac"], seeds=[0, 1, 2], overrides=QUICK_OVERRIDES,
-                  spec=dict(offline_steps=4_000, online_steps=4_000, eval_every=500, eval_every_offline=1_000,
-                            eval_episodes=5, log_every=250)),
+                  spec=dict(offline_steps=4_000, online_steps=4_000, utd=0.5, eval_every=500,
+                            eval_every_offline=1_000, eval_episodes=5, log_every=250)),
     "standard": dict(tasks=["pen-binary", "door-binary", "halfcheetah-awac", "hopper-awac"], seeds=[0, 1, 2],
                      overrides={"awac": {"batch_size": 256}},
                      spec=dict(offline_steps=25_000, online_steps=100_000, utd=0.1, eval_every=5_000,
                                eval_every_offline=5_000, eval_episodes=10, log_every=1_000)),
+    "check": dict(tasks=["hopper-check", "pen-binary-human"], seeds=[0, 1, 2],
+                  overrides={"awac": {"batch_size": 256}, "bear": {"warmup_steps": 250},
+                             "sacfd": {"bc_init_steps": 250}},
+                  spec=dict(offline_steps=500, online_steps=500, eval_every=250, eval_every_offline=250,
+                            eval_episodes=5, log_every=100, checkpoint_at_eval=False, checkpoint_every_min=0)),
     "paper": dict(tasks=["pen-binary", "door-binary", "relocate-binary", "halfcheetah-awac", "hopper-awac",
                          "ant-awac"],
                   seeds=[0, 1, 2, 3, 4],
