@@ -237,7 +237,10 @@ def _fidelity_section(results: Results, metrics: pd.DataFrame) -> list[str]:
     if short:
         lines[2:2] = [f"**These runs are shorter than the declared experiment ({fidelity.DECLARED_ONLINE_STEPS:,} "
                       "online steps, `awac-bench sweep --preset standard`): the verdicts below apply the declared "
-                      "tests to this budget and are not the fidelity result; see `results/standard`.**", ""]
+                      "tests to this budget and are not the fidelity result; see `results/standard`.** At this "
+                      "budget the report can show the offline phase, the score at the switch and the first online "
+                      "steps (the drop); it cannot show how far each algorithm improves online (most curves move "
+                      "by less than the evaluation noise), so it cannot test the paper's claims.", ""]
     return lines
 
 
