@@ -7,7 +7,7 @@ OUT     ?= results/quick
 BENCH_OUT ?= results/bench
 WORKERS ?= $(shell nproc)
 
-.PHONY: install bench plots test lint speed smoke clean
+.PHONY: install bench plots test lint check speed smoke clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Python 3.11 is required)"; exit 2; }
@@ -36,6 +36,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# regression check against benchmarks/check_reference.json (scores, speed, determinism; about 7 min on 2 cores)
+check: $(STAMP)
+	$(BIN)/awac-bench check --out results/check --workers $(WORKERS) $(if $(CI),--no-progress,)
 
 speed: $(STAMP)
 	$(BIN)/pytest benchmarks_speed --benchmark-enable --benchmark-only -p no:cacheprovider

@@ -139,7 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
 
     sub.add_parser("list", help="registered algorithms (with presets) and tasks")
+
+    c = sub.add_parser("check", help="regression check: scores, speed and determinism against stored references")
+    c.add_argument("--out", default="results/check", help="where check.md and check_scores.csv go")
+    c.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    c.add_argument("--seed-offset", type=int, default=1000, help="seeds offset+0..2 (the reference uses 0..5)")
+    c.add_argument("--update-reference", action="store_true",
+                   help="rerun the reference seeds and speed and rewrite benchmarks/check_reference.json")
+    c.add_argument("--why", help="with --update-reference: the reason, recorded in the reference file")
+    c.add_argument("--no-progress", action="store_true")
     return p
+
+
+def cmd_check(a) -> int:
+    from benchmarks.check import run_check
+
+    return run_check(a.out, a.workers, a.seed_offset, a.update_reference, a.why, progress=not a.no_progress)
 
 
 def cmd_run(a) -> int:
@@ -307,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     handler = {"run": cmd_run, "sweep": cmd_sweep, "data": cmd_data, "plots": cmd_plots, "speed": cmd_speed,
-               "list": cmd_list, "status": cmd_status}[a.cmd]
+               "list": cmd_list, "status": cmd_status, "check": cmd_check}[a.cmd]
     try:
         return handler(a)
     except UserError as e:

@@ -1,0 +1,294 @@
+"""``awac-bench check``: has a change moved the results? Scores, speed and determinism against stored references.
+
+Three parts, one verdict each, summarised in markdown (printed and written to ``OUT/check.md``):
+
+1. **Scores.** The ``check`` preset (every registered algorithm on hopper-check and pen-binary-human, 500 offline
+   + 500 online steps; ``benchmarks/presets.py``) with seeds ``offset + 0, 1, 2``, against reference runs with
+   seeds ``REFERENCE_SEEDS``. Per algorithm and task, two declared tests:
+
+   * **score**: each run's mean score over all its evaluations (offline and online: 4 evaluations of 5-10
+     episodes; success % or D4RL-normalised return). **Fail** when a one-sided Welch t-test says the new mean
+     is below the reference's at level ``ALPHA`` (0.001) *and* it is more than ``MIN_EFFECT`` (5) points
+     lower. A new mean above the reference's by the same test is reported as "moved up", not failed.
+   * **Q**: each run's last Q estimate on the fixed batch of dataset samples (algorithms with a critic).
+     **Fail** when a two-sided Welch t-test rejects equal means at ``ALPHA`` *and* the means differ by more
+     than ``Q_EFFECT`` (25%) of the reference's magnitude. A critic that moves either way is a changed result.
+
+   Why this rule: three-seed bootstrap CIs are too narrow (on unchanged code two of 24 score CIs fell wholly
+   below the reference's); at 0.001 per test the 12 + 10 tests of a check have a family-wise false-alarm
+   rate near 2% under the t-test's assumptions. Other seeds than the reference's are the point: the check
+   must pass on unchanged code with any seed offset, not only reproduce stored numbers. The final scores of
+   each phase are reported beside, without a verdict.
+2. **Speed.** Each algorithm's update rate as a fraction of the matrix-multiply ceiling measured in the same
+   process (``benchmarks.speed.measure``'s ``efficiency``, a ratio, so machines of different speed agree);
+   fail when it falls more than ``SPEED_TOLERANCE`` (15%) below the stored fraction.
+3. **Determinism.** One short run twice into two directories: every evaluation and training row identical.
+
+``awac-bench check --update-reference --why "..."`` runs the reference seeds and the speed measurement and
+rewrites ``benchmarks/check_reference.json`` with the reason, date, commit and machine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from algorithms.base import UserError
+
+REFERENCE_PATH = Path(__file__).with_name("check_reference.json")
+REFERENCE_SEEDS = list(range(6))
+CHECK_SEEDS = [0, 1, 2]
+DEFAULT_OFFSET = 1000
+ALPHA = 0.001             # level of each Welch t-test
+MIN_EFFECT = 5.0          # score points: smaller differences never fail the check
+Q_EFFECT = 0.25           # relative: smaller changes of the Q estimate never fail the check
+SPEED_TOLERANCE = 0.15    # fail when the efficiency falls below (1 - 0.15) x the stored one
+SPEED_SECONDS = 1.5       # measurement time per algorithm (and as long again for the matmul ceiling)
+RECORDED = ("run_mean", "offline_final", "online_final", "q_final")  # per run, stored in the reference
+TESTED = {"run_mean": "score", "q_final": "Q"}  # the metrics with a verdict, and their test
+DETERMINISM = dict(algo="sacfd", task="hopper-check", offline_steps=150, online_steps=150, eval_every=75,
+                   eval_every_offline=75, eval_episodes=2, log_every=25)
+
+
+# -- the three measurements -----------------------------------------------------------------------------
+def score_table(seeds: list[int], out_dir: str, workers: int, progress: bool = True) -> pd.DataFrame:
+    """Run the check preset with ``seeds`` into ``out_dir``; one row per run: algo, task, seed and RECORDED."""
+    from analysis.load import load_results
+    from analysis.metrics import run_metrics
+    from benchmarks.presets import grid
+    from benchmarks.sweep import run_sweep
+    from benchmarks.tasks import TASKS, ensure_generated_many
+
+    specs = grid("check", seeds=seeds)
+    ensure_generated_many([s.task for s in specs if s.task in TASKS], workers)
+    if run_sweep(specs, out_dir, workers=workers, progress=progress) != 0:
+        raise UserError(f"check: some runs failed (see {out_dir}/runs/*/FAILED)")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = load_results(out_dir)
+    table = run_metrics(results.evals, results.runs).set_index("run_id")
+    table["run_mean"] = results.evals.groupby("run_id")["score"].mean()
+    q = results.train[results.train["metric"] == "q_estimate"].sort_values("t")
+    table["q_final"] = q.groupby("run_id")["value"].last()
+    return table.reset_index()[["algo", "task", "seed", *RECORDED]].sort_values(["algo", "task", "seed"],
+                                                                               ignore_index=True)
+
+
+def speed_fractions(algos: list[str], seconds: float = SPEED_SECONDS) -> dict[str, float]:
+    """Per algorithm: updates/s over the matmul ceiling (hopper-check sizes, the algorithm's batch, 1 thread)."""
+    from benchmarks.speed import measure
+
+    out = {}
+    for algo in algos:
+        res = measure(algo, obs_dim=11, act_dim=3, seconds=seconds, env=False, buffer_rows=20_000)
+        out[algo] = float(res["efficiency"])
+        print(f"check: speed {algo}: {res['updates_per_s']:.1f} updates/s, {out[algo]:.3f} of the matmul ceiling",
+              file=sys.stderr)
+    return out
+
+
+def determinism(work_dir: str) -> tuple[bool, str]:
+    """One short run twice; True if every evaluation and training row is identical (wall-clock columns aside)."""
+    from benchmarks.harness import RunSpec, run
+
+    spec = RunSpec(seed=7, checkpoint_at_eval=False, checkpoint_every_min=0, **DETERMINISM)
+    frames = []
+    for k in (1, 2):
+        d = run(spec, os.path.join(work_dir, f"determinism{k}"), progress=False, resume=False, force=True)
+        frames.append({f: pd.read_csv(os.path.join(d, f)).drop(columns=["wall_s"], errors="ignore")
+                       for f in ("evals.csv", "train.csv")})
+    for f in ("evals.csv", "train.csv"):
+        a, b = frames[0][f], frames[1][f]
+        if a.shape != b.shape or not a.equals(b):
+            return False, f"{spec.run_id} twice: {f} differs ({len(a)} vs {len(b)} rows)"
+    n = sum(len(v) for v in frames[0].values())
+    return True, f"{spec.run_id} twice: all {n} rows identical"
+
+
+# -- the rules (pure) -----------------------------------------------------------------------------------
+def welch_p(reference: np.ndarray, now: np.ndarray, alternative: str) -> float:
+    """p-value of Welch's t-test of mean(now) vs mean(reference) (``alternative``: "less" or "two-sided");
+    1.0 when either side has fewer than 2 values or both are constant and equal."""
+    from scipy import stats
+
+    reference, now = reference[np.isfinite(reference)], now[np.isfinite(now)]
+    if len(reference) < 2 or len(now) < 2:
+        return 1.0
+    if np.ptp(reference) == 0 and np.ptp(now) == 0:  # no spread at all: equal means pass, unequal fail
+        return 1.0 if reference[0] == now[0] else 0.0
+    return float(stats.ttest_ind(now, reference, equal_var=False, alternative=alternative).pvalue)
+
+
+def verdict(test: str, reference: np.ndarray, now: np.ndarray) -> tuple[str, float]:
+    """("fail" | "ok" | "moved up", p-value) for one metric of one algorithm and task (module docstring)."""
+    reference = np.asarray(reference, float)
+    now = np.asarray(now, float)
+    reference, now = reference[np.isfinite(reference)], now[np.isfinite(now)]
+    if len(now) == 0:
+        return ("ok", 1.0) if len(reference) == 0 else ("fail", 0.0)  # a metric that vanished is a change
+    if len(reference) == 0:
+        return "no reference", 1.0
+    diff = now.mean() - reference.mean()
+    if test == "score":
+        p = welch_p(reference, now, "less")
+        if p < ALPHA and -diff > MIN_EFFECT:
+            return "fail", p
+        if welch_p(-reference, -now, "less") < ALPHA and diff > MIN_EFFECT:
+            return "moved up", p
+        return "ok", p
+    p = welch_p(reference, now, "two-sided")
+    moved = abs(diff) > Q_EFFECT * max(abs(reference.mean()), 1e-6)
+    return ("fail" if p < ALPHA and moved else "ok"), p
+
+
+def compare_scores(reference: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (algo, task), ref in reference.groupby(["algo", "task"]):
+        mine = now[(now["algo"] == algo) & (now["task"] == task)]
+        for metric, test in TESTED.items():
+            r, n = ref[metric].to_numpy(float), mine[metric].to_numpy(float)
+            if not np.isfinite(r).any() and not np.isfinite(n).any():
+                continue  # e.g. no critic: no Q estimate on either side
+            v, p = verdict(test, r, n)
+            rows.append(dict(algo=algo, task=task, metric=metric, ref_mean=np.nanmean(r), ref_sd=np.nanstd(r, ddof=1),
+                             now_mean=np.nanmean(n) if np.isfinite(n).any() else np.nan,
+                             now_sd=np.nanstd(n, ddof=1) if np.isfinite(n).sum() > 1 else np.nan, p=p, verdict=v))
+    missing = set(map(tuple, now[["algo", "task"]].to_numpy())) - set(map(tuple, reference[["algo", "task"]]
+                                                                            .to_numpy()))
+    for algo, task in sorted(missing):
+        rows.append(dict(algo=algo, task=task, metric="-", verdict="no reference"))
+    return pd.DataFrame(rows)
+
+
+def compare_speed(reference: dict[str, float], now: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for algo, frac in sorted(now.items()):
+        ref = reference.get(algo)
+        verdict = "no reference" if ref is None else "fail" if frac < (1 - SPEED_TOLERANCE) * ref else "ok"
+        rows.append(dict(algo=algo, reference=ref, now=frac, ratio=frac / ref if ref else None, verdict=verdict))
+    return pd.DataFrame(rows)
+
+
+# -- reference file -------------------------------------------------------------------------------------
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "platform": platform.platform()}
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def read_reference(path: Path = REFERENCE_PATH) -> dict:
+    if not path.is_file():
+        raise UserError(f"no check reference at {path}: create one with "
+                        "`awac-bench check --update-reference --why \"...\"`")
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_reference(path: Path, scores: pd.DataFrame, speed: dict[str, float], why: str, seeds: list[int]) -> None:
+    from benchmarks.presets import PRESETS
+
+    ref = {"why": why, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commit": git_commit(),
+           "machine": machine(), "preset": "check", "spec": PRESETS["check"]["spec"], "seeds": seeds,
+           "rule": {"alpha": ALPHA, "min_effect": MIN_EFFECT, "q_effect": Q_EFFECT, "speed_tolerance": SPEED_TOLERANCE},
+           "scores": scores.round(6).to_dict(orient="records"), "speed": {k: round(v, 4) for k, v in speed.items()}}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(ref, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+# -- summary --------------------------------------------------------------------------------------------
+def _pm(m: float, sd: float) -> str:
+    if m is None or not np.isfinite(m):
+        return "-"
+    digits = 1 if abs(m) >= 1 else 3
+    return f"{m:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None and np.isfinite(sd) else "")
+
+
+def summary_markdown(ref: dict, scores: pd.DataFrame, speed: pd.DataFrame, det: tuple[bool, str],
+                     offset: int, seconds: float) -> str:
+    failed = (scores["verdict"] == "fail").sum() + (speed["verdict"] == "fail").sum() + (not det[0])
+    lines = [f"# awac-bench check: {'FAIL' if failed else 'pass'}", "",
+             f"Commit {git_commit() or '?'} on {machine()['cpu']} ({os.cpu_count()} cores), {seconds:.0f} s. "
+             f"Reference: {ref.get('date')}, commit {str(ref.get('commit'))[:10]}, seeds {ref.get('seeds')}, "
+             f"why: {ref.get('why')!r}.", "",
+             f"## Scores (seeds {[offset + s for s in CHECK_SEEDS]}; mean ± sd over seeds)", "",
+             f"score = a run's mean score over all its evaluations; Q = its last Q estimate. Fail: Welch t-test "
+             f"p < {ALPHA:g} (score: one-sided, lower) and a difference above {MIN_EFFECT:g} points (score) or "
+             f"{Q_EFFECT:.0%} (Q).", "",
+             "| algorithm | task | metric | reference | now | p | verdict |", "|---|---|---|---|---|---|---|"]
+    for r in scores.itertuples(index=False):
+        lines.append(f"| {r.algo} | {r.task} | {r.metric} | {_pm(r.ref_mean, r.ref_sd)} | {_pm(r.now_mean, r.now_sd)} "
+                     f"| {r.p:.2g} | {'**FAIL**' if r.verdict == 'fail' else r.verdict} |")
+    lines += ["", f"## Speed (fraction of the matmul ceiling; fail below {1 - SPEED_TOLERANCE:.0%} of the reference)",
+              "", "| algorithm | reference | now | now / reference | verdict |", "|---|---|---|---|---|"]
+    for r in speed.itertuples(index=False):
+        ratio = "-" if r.ratio is None or not np.isfinite(r.ratio) else f"{r.ratio:.2f}"
+        ref_s = "-" if r.reference is None or not np.isfinite(r.reference) else f"{r.reference:.3f}"
+        lines.append(f"| {r.algo} | {ref_s} | {r.now:.3f} | {ratio} | "
+                     f"{'**FAIL**' if r.verdict == 'fail' else r.verdict} |")
+    lines += ["", "## Determinism", "", f"- {'identical' if det[0] else '**FAIL**'}: {det[1]}", ""]
+    return "\n".join(lines)
+
+
+# -- entry point ----------------------------------------------------------------------------------------
+def run_check(out_dir: str = "results/check", workers: int | None = None, seed_offset: int = DEFAULT_OFFSET,
+              update_reference: bool = False, why: str | None = None, reference_path: Path = REFERENCE_PATH,
+              progress: bool = True) -> int:
+    """0 if every part passes, 1 if any fails. The runs go to a scratch directory that is removed afterwards;
+    ``OUT`` gets ``check.md`` and the per-run scores (``check_scores.csv``)."""
+    import algorithms
+
+    workers = workers or os.cpu_count() or 1
+    if update_reference and not (why and why.strip()):
+        raise UserError("--update-reference needs --why \"the reason the reference changes\"")
+    os.makedirs(out_dir, exist_ok=True)
+    t0 = time.perf_counter()
+    scratch = tempfile.mkdtemp(prefix="awac-check-")
+    try:
+        if update_reference:
+            scores = score_table(REFERENCE_SEEDS, os.path.join(scratch, "reference"), workers, progress)
+            speed = speed_fractions(algorithms.names())
+            write_reference(Path(reference_path), scores, speed, why.strip(), REFERENCE_SEEDS)
+            print(f"check: wrote {reference_path} ({len(scores)} runs, seeds {REFERENCE_SEEDS})", file=sys.stderr)
+        ref = read_reference(Path(reference_path))
+        seeds = [seed_offset + s for s in CHECK_SEEDS]
+        scores = score_table(seeds, os.path.join(scratch, "check"), workers, progress)
+        scores.to_csv(os.path.join(out_dir, "check_scores.csv"), index=False)
+        verdict_scores = compare_scores(pd.DataFrame(ref["scores"]), scores)
+        verdict_speed = compare_speed(ref["speed"], speed_fractions(algorithms.names()))
+        det = determinism(scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    text = summary_markdown(ref, verdict_scores, verdict_speed, det, seed_offset, time.perf_counter() - t0)
+    Path(out_dir, "check.md").write_text(text)
+    print(text)
+    failed = "FAIL" in text.splitlines()[0]
+    return 1 if failed else 0
