@@ -12,7 +12,9 @@ Three parts, one verdict each, summarised in markdown (printed and written to ``
      lower. A new mean above the reference's by the same test is reported as "moved up", not failed.
    * **Q**: each run's last Q estimate on the fixed batch of dataset samples (algorithms with a critic).
      **Fail** when a two-sided Welch t-test rejects equal means at ``ALPHA`` *and* the means differ by more
-     than ``Q_EFFECT`` (25%) of the reference's magnitude. A critic that moves either way is a changed result.
+     than ``Q_EFFECT`` (10%) of the reference's magnitude. A critic that moves either way is a changed result.
+     (On unchanged code with other seeds the final Q estimates moved by at most 7%, and the significant
+     shifts by 2-3%: its seed-to-seed spread is a few tenths of a unit.)
 
    Why this rule: three-seed bootstrap CIs are too narrow (on unchanged code two of 24 score CIs fell wholly
    below the reference's); at 0.001 per test the 12 + 10 tests of a check have a family-wise false-alarm
@@ -21,7 +23,9 @@ Three parts, one verdict each, summarised in markdown (printed and written to ``
    each phase are reported beside, without a verdict.
 2. **Speed.** Each algorithm's update rate as a fraction of the matrix-multiply ceiling measured in the same
    process (``benchmarks.speed.measure``'s ``efficiency``, a ratio, so machines of different speed agree);
-   fail when it falls more than ``SPEED_TOLERANCE`` (15%) below the stored fraction.
+   fail when it falls more than ``SPEED_TOLERANCE`` (15%) below the stored fraction in two measurements in a
+   row (an algorithm that fails is measured again for twice as long and the better fraction counts: one
+   burst of load from another process must not fail CI).
 3. **Determinism.** One short run twice into two directories: every evaluation and training row identical.
 
 ``awac-bench check --update-reference --why "..."`` runs the reference seeds and the speed measurement and
@@ -52,7 +56,7 @@ CHECK_SEEDS = [0, 1, 2]
 DEFAULT_OFFSET = 1000
 ALPHA = 0.001             # level of each Welch t-test
 MIN_EFFECT = 5.0          # score points: smaller differences never fail the check
-Q_EFFECT = 0.25           # relative: smaller changes of the Q estimate never fail the check
+Q_EFFECT = 0.10           # relative: smaller changes of the Q estimate never fail the check
 SPEED_TOLERANCE = 0.15    # fail when the efficiency falls below (1 - 0.15) x the stored one
 SPEED_SECONDS = 1.5       # measurement time per algorithm (and as long again for the matmul ceiling)
 RECORDED = ("run_mean", "offline_final", "online_final", "q_final")  # per run, stored in the reference
@@ -87,16 +91,24 @@ def score_table(seeds: list[int], out_dir: str, workers: int, progress: bool = T
                                                                                ignore_index=True)
 
 
-def speed_fractions(algos: list[str], seconds: float = SPEED_SECONDS) -> dict[str, float]:
-    """Per algorithm: updates/s over the matmul ceiling (hopper-check sizes, the algorithm's batch, 1 thread)."""
+def speed_fractions(algos: list[str], seconds: float = SPEED_SECONDS,
+                    reference: dict[str, float] | None = None) -> dict[str, float]:
+    """Per algorithm: updates/s over the matmul ceiling (hopper-check sizes, the algorithm's batch, 1 thread).
+    With ``reference``, an algorithm below the tolerance is measured once more for twice as long (best counts)."""
     from benchmarks.speed import measure
+
+    def one(algo: str, secs: float) -> float:
+        res = measure(algo, obs_dim=11, act_dim=3, seconds=secs, env=False, buffer_rows=20_000)
+        print(f"check: speed {algo}: {res['updates_per_s']:.1f} updates/s, {res['efficiency']:.3f} of the matmul "
+              "ceiling", file=sys.stderr)
+        return float(res["efficiency"])
 
     out = {}
     for algo in algos:
-        res = measure(algo, obs_dim=11, act_dim=3, seconds=seconds, env=False, buffer_rows=20_000)
-        out[algo] = float(res["efficiency"])
-        print(f"check: speed {algo}: {res['updates_per_s']:.1f} updates/s, {out[algo]:.3f} of the matmul ceiling",
-              file=sys.stderr)
+        out[algo] = one(algo, seconds)
+        ref = (reference or {}).get(algo)
+        if ref is not None and out[algo] < (1 - SPEED_TOLERANCE) * ref:
+            out[algo] = max(out[algo], one(algo, 2 * seconds))
     return out
 
 
@@ -283,7 +295,7 @@ def run_check(out_dir: str = "results/check", workers: int | None = None, seed_o
         scores = score_table(seeds, os.path.join(scratch, "check"), workers, progress)
         scores.to_csv(os.path.join(out_dir, "check_scores.csv"), index=False)
         verdict_scores = compare_scores(pd.DataFrame(ref["scores"]), scores)
-        verdict_speed = compare_speed(ref["speed"], speed_fractions(algorithms.names()))
+        verdict_speed = compare_speed(ref["speed"], speed_fractions(algorithms.names(), reference=ref["speed"]))
         det = determinism(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
