@@ -66,7 +66,8 @@ DETERMINISM = dict(algo="sacfd", task="hopper-check", offline_steps=150, online_
 
 
 # -- the three measurements -----------------------------------------------------------------------------
-def score_table(seeds: list[int], out_dir: str, workers: int, progress: bool = True) -> pd.DataFrame:
+def score_table(seeds: list[int], out_dir: str, workers: int, progress: bool = True,
+                algos: list[str] | None = None) -> pd.DataFrame:
     """Run the check preset with ``seeds`` into ``out_dir``; one row per run: algo, task, seed and RECORDED."""
     from analysis.load import load_results
     from analysis.metrics import run_metrics
@@ -74,7 +75,7 @@ def score_table(seeds: list[int], out_dir: str, workers: int, progress: bool = T
     from benchmarks.sweep import run_sweep
     from benchmarks.tasks import TASKS, ensure_generated_many
 
-    specs = grid("check", seeds=seeds)
+    specs = grid("check", algos=algos, seeds=seeds)
     ensure_generated_many([s.task for s in specs if s.task in TASKS], workers)
     if run_sweep(specs, out_dir, workers=workers, progress=progress) != 0:
         raise UserError(f"check: some runs failed (see {out_dir}/runs/*/FAILED)")
@@ -273,12 +274,17 @@ def summary_markdown(ref: dict, scores: pd.DataFrame, speed: pd.DataFrame, det: 
 # -- entry point ----------------------------------------------------------------------------------------
 def run_check(out_dir: str = "results/check", workers: int | None = None, seed_offset: int = DEFAULT_OFFSET,
               update_reference: bool = False, why: str | None = None, reference_path: Path = REFERENCE_PATH,
-              progress: bool = True) -> int:
+              progress: bool = True, algos: list[str] | None = None) -> int:
     """0 if every part passes, 1 if any fails. The runs go to a scratch directory that is removed afterwards;
-    ``OUT`` gets ``check.md`` and the per-run scores (``check_scores.csv``)."""
+    ``OUT`` gets ``check.md`` and the per-run scores (``check_scores.csv``). ``algos``: check only these
+    (the reference must then already exist; it is never rewritten from a subset)."""
     import algorithms
 
     workers = workers or os.cpu_count() or 1
+    if update_reference and algos:
+        raise UserError("--update-reference rewrites the whole reference: it cannot be combined with --algos")
+    for a in algos or []:
+        algorithms.get(a)  # an unknown name fails here
     if update_reference and not (why and why.strip()):
         raise UserError("--update-reference needs --why \"the reason the reference changes\"")
     os.makedirs(out_dir, exist_ok=True)
@@ -292,10 +298,12 @@ def run_check(out_dir: str = "results/check", workers: int | None = None, seed_o
             print(f"check: wrote {reference_path} ({len(scores)} runs, seeds {REFERENCE_SEEDS})", file=sys.stderr)
         ref = read_reference(Path(reference_path))
         seeds = [seed_offset + s for s in CHECK_SEEDS]
-        scores = score_table(seeds, os.path.join(scratch, "check"), workers, progress)
+        names = algos or algorithms.names()
+        scores = score_table(seeds, os.path.join(scratch, "check"), workers, progress, algos)
         scores.to_csv(os.path.join(out_dir, "check_scores.csv"), index=False)
-        verdict_scores = compare_scores(pd.DataFrame(ref["scores"]), scores)
-        verdict_speed = compare_speed(ref["speed"], speed_fractions(algorithms.names(), reference=ref["speed"]))
+        reference = pd.DataFrame(ref["scores"])
+        verdict_scores = compare_scores(reference[reference["algo"].isin(names)], scores)
+        verdict_speed = compare_speed(ref["speed"], speed_fractions(names, reference=ref["speed"]))
         det = determinism(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--update-reference", action="store_true",
                    help="rerun the reference seeds and speed and rewrite benchmarks/check_reference.json")
     c.add_argument("--why", help="with --update-reference: the reason, recorded in the reference file")
+    c.add_argument("--algos", help="comma-separated subset of algorithms to check (default: all)")
     c.add_argument("--no-progress", action="store_true")
     return p
 
@@ -154,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_check(a) -> int:
     from benchmarks.check import run_check
 
-    return run_check(a.out, a.workers, a.seed_offset, a.update_reference, a.why, progress=not a.no_progress)
+    return run_check(a.out, a.workers, a.seed_offset, a.update_reference, a.why, progress=not a.no_progress,
+                     algos=_csv_list(a.algos))
 
 
 def cmd_run(a) -> int:
