@@ -10,6 +10,14 @@ are started again in a new pool and continue from their checkpoints (at most MAX
 finished, running, failed and remaining runs apart. One progress bar counts every step of the sweep
 (offline + online steps of every run, read from each run's ``progress.json``) with an ETA from the
 throughput measured per algorithm.
+
+Backend ``ray`` (``benchmarks/ray_backend.py``) runs one Ray task per run on the cluster that ``RAY_ADDRESS``
+names (a new local instance without it) and needs no shared filesystem: ``OUT`` lives on the driver's node only.
+Each task runs in a temporary directory on its own node, sends every checkpoint to a store actor on the driver's
+node that keeps it in ``OUT/runs/<run_id>/``, and returns its finished run directory to the driver. A task whose
+worker process or node dies is retried by Ray (at most MAX_RETRIES times) and continues, on any node, from the
+last checkpoint that reached the driver. ``tests/test_ray.py`` runs it on a local instance and on a two-node
+cluster with a worker killed mid-run.
 """
 
 from __future__ import annotations
@@ -189,10 +197,16 @@ def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str
         key = (s.algo, s.task, s.dataset, s.env, str(sorted(s.overrides.items())), s.algo_preset)
         if key not in seen:
             seen.add(key)
-            prepare(s)
+            # with Ray the runs' device is the workers' business: a driver without CUDA can run a GPU sweep
+            prepare(dataclasses.replace(s, device="cpu") if backend == "ray" else s)
     states = {s.run_id: _state(out_dir, s.run_id) for s in specs}
     count = {k: sum(v == k for v in states.values()) for k in ("finished", "failed", "partial", "new")}
     todo = specs if fresh else [s for s in specs if states[s.run_id] in ("partial", "new")]
+    ray_started = False
+    if backend == "ray" and todo:
+        from benchmarks import ray_backend
+
+        ray_started, workers = ray_backend.connect()  # workers: the cluster's CPUs (for the ETA)
     try:
         os.makedirs(out_dir, exist_ok=True)
         write_sweep_json(out_dir, specs, workers, backend)
@@ -228,6 +242,10 @@ def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str
             _run_pool(dicts, out_dir, workers, fresh, record)
     finally:
         bar.close()
+        if ray_started:
+            import ray
+
+            ray.shutdown()
     path = collect_sweep(out_dir)
     print(f"sweep: {len(todo) - len(failures)}/{len(todo)} runs finished in {time.perf_counter() - t0:.0f}s; "
           f"table: {path}", file=sys.stderr)
@@ -261,17 +279,10 @@ def _run_pool(dicts: list[dict], out_dir: str, workers: int, force: bool, record
 
 
 def _run_ray(dicts: list[dict], out_dir: str, force: bool, record) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise UserError("backend 'ray' needs Ray: pip install -e '.[ray]'") from None
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True)
-    remote = ray.remote(num_cpus=1)(_run_one)
-    pending = [remote.remote(d, os.path.abspath(out_dir), force) for d in dicts]
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        record(ray.get(ready[0]))
+    """One Ray task per run, no shared filesystem (benchmarks/ray_backend.py has the storage model)."""
+    from benchmarks import ray_backend
+
+    ray_backend.run_tasks(dicts, out_dir, force, record, max_retries=MAX_RETRIES)
 
 
 # -- awac-bench status ------------------------------------------------------------------------------------

@@ -129,33 +129,6 @@ def test_full_smoke_preset_then_plots(tmp_path):
     assert (tmp_path / "report.md").is_file() and (tmp_path / "figures" / "learning_curves.png").is_file()
 
 
-def test_ray_backend_uses_ray_tasks(tmp_path, monkeypatch):
-    """The Ray path, with a stand-in module that runs tasks in-process (Ray itself is an optional extra)."""
-    import types
-
-    from benchmarks.presets import grid
-    from benchmarks.sweep import run_sweep
-
-    calls = []
-
-    class Ref:
-        def __init__(self, value):
-            self.value = value
-
-    def remote(num_cpus):
-        def wrap(fn):
-            calls.append(num_cpus)
-            return types.SimpleNamespace(remote=lambda *a: Ref(fn(*a)))
-        return wrap
-
-    fake = types.SimpleNamespace(is_initialized=lambda: True, remote=remote, get=lambda r: r.value,
-                                 wait=lambda p, num_returns: (p[:num_returns], p[num_returns:]))
-    monkeypatch.setitem(sys.modules, "ray", fake)
-    specs = grid("smoke", algos=["bc"], overrides={"batch_size": 16})
-    assert run_sweep(specs, str(tmp_path), backend="ray") == 0
-    assert calls == [1] and (tmp_path / "runs" / "bc__pen-binary-human__s0" / "DONE").is_file()
-
-
 def test_ray_backend_without_ray_is_a_clear_error(tmp_path, monkeypatch):
     from algorithms.base import UserError
     from benchmarks.presets import grid
