@@ -266,6 +266,8 @@ class _Mirror:
         state.pt that agree; ``final``: every file but the checkpoint's is sent again, DONE/FAILED with them."""
         for _ in range(20):
             before = _stat_key(self.state_path)
+            if before is None and not final:  # the run just ended (its ckpt/ is gone): the final one sends it
+                return None
             now = _walk(self.root, self.run_id)
             files = {}
             for rel, key in now.items():
