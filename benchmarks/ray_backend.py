@@ -170,7 +170,12 @@ def connect() -> tuple[bool, int]:
                         "cluster with RAY_ADDRESS=<head>:6379, not through Ray Client (ray://)")
     started = False
     if not ray.is_initialized():
-        ray.init(address=address or None)
+        try:
+            ray.init(address=address or None)
+        except ConnectionError as e:
+            raise UserError(f"cannot connect to the Ray cluster at {address} ({e}); a cluster whose `ray start` "
+                            "said that token authentication is enabled needs RAY_AUTH_MODE=token and its token "
+                            "(~/.ray/auth_token or RAY_AUTH_TOKEN) here too") from None
         started = True
     return started, max(1, int(ray.cluster_resources().get("CPU", 1)))
 
