@@ -16,6 +16,15 @@ Three parts, one verdict each, summarised in markdown (printed and written to ``
      (On unchanged code with other seeds the final Q estimates moved by at most 7%, and the significant
      shifts by 2-3%: its seed-to-seed spread is a few tenths of a unit.)
 
+   * **diagnostics**: each run's mean, over a phase (offline, online), of every training metric the algorithm
+     logs (losses, Q and V means, advantage and weight statistics, temperature, Lagrange multiplier, data
+     log-likelihood, ...). **Fail** when a two-sided Welch t-test rejects equal means at ``DIAG_ALPHA``
+     (1e-4; a check runs about 240 of them) *and* the means differ by more than ``DIAG_EFFECT`` (25%) of the
+     reference's magnitude. Scores are too noisy after 500 + 500 steps to see a wrong weighting or a wrong
+     bootstrap (every algorithm still behaves much like BC there); the losses and statistics an update logs
+     are nearly deterministic across seeds and move at once (rlkit's ``tests/regression/awac`` compares its
+     logged diagnostics for the same reason).
+
    Why this rule: three-seed bootstrap CIs are too narrow (on unchanged code two of 24 score CIs fell wholly
    below the reference's); at 0.001 per test the 12 + 10 tests of a check have a family-wise false-alarm
    rate near 2% under the t-test's assumptions. Other seeds than the reference's are the point: the check
@@ -57,10 +66,14 @@ DEFAULT_OFFSET = 1000
 ALPHA = 0.001             # level of each Welch t-test
 MIN_EFFECT = 5.0          # score points: smaller differences never fail the check
 Q_EFFECT = 0.10           # relative: smaller changes of the Q estimate never fail the check
+DIAG_ALPHA = 1e-4         # level of each diagnostics test (many per check)
+DIAG_EFFECT = 0.25        # relative: smaller changes of a diagnostic never fail the check
+DIAG_PREFIX = "diag:"     # reference columns "diag:<phase>:<metric>"
+NOT_DIAGNOSTICS = ("q_estimate",)  # tested as Q (its last value)
 SPEED_TOLERANCE = 0.15    # fail when the efficiency falls below (1 - 0.15) x the stored one
 SPEED_SECONDS = 1.5       # measurement time per algorithm (and as long again for the matmul ceiling)
 RECORDED = ("run_mean", "offline_final", "online_final", "q_final")  # per run, stored in the reference
-TESTED = {"run_mean": "score", "q_final": "Q"}  # the metrics with a verdict, and their test
+TESTED = {"run_mean": "score", "q_final": "Q"}  # the metrics with a verdict, and their test (+ every diag: column)
 DETERMINISM = dict(algo="sacfd", task="hopper-check", offline_steps=150, online_steps=150, eval_every=75,
                    eval_every_offline=75, eval_episodes=2, log_every=25)
 
@@ -88,8 +101,19 @@ def score_table(seeds: list[int], out_dir: str, workers: int, progress: bool = T
     table["run_mean"] = results.evals.groupby("run_id")["score"].mean()
     q = results.train[results.train["metric"] == "q_estimate"].sort_values("t")
     table["q_final"] = q.groupby("run_id")["value"].last()
-    return table.reset_index()[["algo", "task", "seed", *RECORDED]].sort_values(["algo", "task", "seed"],
-                                                                               ignore_index=True)
+    diag = diagnostics(results.train)
+    table = table.join(diag)
+    return table.reset_index()[["algo", "task", "seed", *RECORDED, *diag.columns]].sort_values(
+        ["algo", "task", "seed"], ignore_index=True)
+
+
+def diagnostics(train: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, one column ``diag:<phase>:<metric>`` per logged training metric: its mean over the
+    phase's logged values (wide; NaN where a run does not log it)."""
+    rows = train[~train["metric"].isin(NOT_DIAGNOSTICS)]
+    wide = rows.groupby(["run_id", "phase", "metric"])["value"].mean().unstack(["phase", "metric"])
+    wide.columns = [f"{DIAG_PREFIX}{phase}:{metric}" for phase, metric in wide.columns]
+    return wide[sorted(wide.columns)]
 
 
 def speed_fractions(algos: list[str], seconds: float = SPEED_SECONDS,
@@ -162,27 +186,32 @@ def verdict(test: str, reference: np.ndarray, now: np.ndarray) -> tuple[str, flo
         if welch_p(-reference, -now, "less") < ALPHA and diff > MIN_EFFECT:
             return "moved up", p
         return "ok", p
+    alpha, effect = (ALPHA, Q_EFFECT) if test == "Q" else (DIAG_ALPHA, DIAG_EFFECT)
     p = welch_p(reference, now, "two-sided")
-    moved = abs(diff) > Q_EFFECT * max(abs(reference.mean()), 1e-6)
-    return ("fail" if p < ALPHA and moved else "ok"), p
+    moved = abs(diff) > effect * max(abs(reference.mean()), 1e-6)
+    return ("fail" if p < alpha and moved else "ok"), p
 
 
 def compare_scores(reference: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (algo, task), ref in reference.groupby(["algo", "task"]):
         mine = now[(now["algo"] == algo) & (now["task"] == task)]
-        for metric, test in TESTED.items():
-            r, n = ref[metric].to_numpy(float), mine[metric].to_numpy(float)
+        tests = {**TESTED, **{c: "diagnostic" for c in ref.columns if c.startswith(DIAG_PREFIX)}}
+        tests.update({c: "diagnostic" for c in mine.columns if c.startswith(DIAG_PREFIX) and c not in tests})
+        for metric, test in tests.items():
+            r = ref[metric].to_numpy(float) if metric in ref else np.full(len(ref), np.nan)
+            n = mine[metric].to_numpy(float) if metric in mine else np.full(len(mine), np.nan)
             if not np.isfinite(r).any() and not np.isfinite(n).any():
                 continue  # e.g. no critic: no Q estimate on either side
             v, p = verdict(test, r, n)
-            rows.append(dict(algo=algo, task=task, metric=metric, ref_mean=np.nanmean(r), ref_sd=np.nanstd(r, ddof=1),
+            rows.append(dict(algo=algo, task=task, metric=metric, test=test, ref_mean=np.nanmean(r),
+                             ref_sd=np.nanstd(r, ddof=1),
                              now_mean=np.nanmean(n) if np.isfinite(n).any() else np.nan,
                              now_sd=np.nanstd(n, ddof=1) if np.isfinite(n).sum() > 1 else np.nan, p=p, verdict=v))
     missing = set(map(tuple, now[["algo", "task"]].to_numpy())) - set(map(tuple, reference[["algo", "task"]]
                                                                             .to_numpy()))
     for algo, task in sorted(missing):
-        rows.append(dict(algo=algo, task=task, metric="-", verdict="no reference"))
+        rows.append(dict(algo=algo, task=task, metric="-", test="-", verdict="no reference"))
     return pd.DataFrame(rows)
 
 
@@ -230,7 +259,8 @@ def write_reference(path: Path, scores: pd.DataFrame, speed: dict[str, float], w
 
     ref = {"why": why, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commit": git_commit(),
            "machine": machine(), "preset": "check", "spec": PRESETS["check"]["spec"], "seeds": seeds,
-           "rule": {"alpha": ALPHA, "min_effect": MIN_EFFECT, "q_effect": Q_EFFECT, "speed_tolerance": SPEED_TOLERANCE},
+           "rule": {"alpha": ALPHA, "min_effect": MIN_EFFECT, "q_effect": Q_EFFECT, "diag_alpha": DIAG_ALPHA,
+                    "diag_effect": DIAG_EFFECT, "speed_tolerance": SPEED_TOLERANCE},
            "scores": scores.round(6).to_dict(orient="records"), "speed": {k: round(v, 4) for k, v in speed.items()}}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(ref, indent=1) + "\n")
@@ -257,9 +287,25 @@ def summary_markdown(ref: dict, scores: pd.DataFrame, speed: pd.DataFrame, det: 
              f"p < {ALPHA:g} (score: one-sided, lower) and a difference above {MIN_EFFECT:g} points (score) or "
              f"{Q_EFFECT:.0%} (Q).", "",
              "| algorithm | task | metric | reference | now | p | verdict |", "|---|---|---|---|---|---|---|"]
-    for r in scores.itertuples(index=False):
-        lines.append(f"| {r.algo} | {r.task} | {r.metric} | {_pm(r.ref_mean, r.ref_sd)} | {_pm(r.now_mean, r.now_sd)} "
-                     f"| {r.p:.2g} | {'**FAIL**' if r.verdict == 'fail' else r.verdict} |")
+    is_diag = scores["test"] == "diagnostic" if "test" in scores else pd.Series(False, index=scores.index)
+
+    def row(r) -> str:
+        return (f"| {r.algo} | {r.task} | {r.metric} | {_pm(r.ref_mean, r.ref_sd)} | {_pm(r.now_mean, r.now_sd)} "
+                f"| {r.p:.2g} | {'**FAIL**' if r.verdict == 'fail' else r.verdict} |")
+
+    lines += [row(r) for r in scores[~is_diag].itertuples(index=False)]
+    diag = scores[is_diag]
+    lines += ["", f"## Training diagnostics ({len(diag)} tests; mean over a phase, per seed)", "",
+              f"Fail: two-sided Welch t-test p < {DIAG_ALPHA:g} and a change above {DIAG_EFFECT:.0%} of the "
+              "reference. Per algorithm and task:", ""]
+    for (algo, task), g in diag.groupby(["algo", "task"]):
+        bad = g[g["verdict"] == "fail"]
+        lines.append(f"- {algo} on {task}: {len(g)} diagnostics, "
+                     + (f"**{len(bad)} FAIL**" if len(bad) else "all ok"))
+    if (diag["verdict"] == "fail").any():
+        lines += ["", "| algorithm | task | diagnostic | reference | now | p | verdict |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [row(r) for r in diag[diag["verdict"] == "fail"].itertuples(index=False)]
     lines += ["", f"## Speed (fraction of the matmul ceiling; fail below {1 - SPEED_TOLERANCE:.0%} of the reference)",
               "", "| algorithm | reference | now | now / reference | verdict |", "|---|---|---|---|---|"]
     for r in speed.itertuples(index=False):

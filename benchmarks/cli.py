@@ -231,7 +231,9 @@ def cmd_data(a) -> int:
         ds, info = priordata.generate(task, path, progress=True)
         if a.out is None:
             generate.record_manifest(task.name, info)
-        print(f"wrote {path}: {info['rows']} rows ({info['demo_rows']} demonstration, {info['bc_rows']} BC-rollout), "
+        random = f", {info['random_rows']} random-policy" if info.get("random_rows") else ""
+        print(f"wrote {path}: {info['rows']} rows ({info['demo_rows']} demonstration, {info['bc_rows']} BC-rollout"
+              f"{random}), "
               f"sha256 {info['sha256']}, BC rollout return {info['bc_return_mean']:.1f}"
               + (f", success {100 * info['bc_success_rate']:.0f}%" if info["bc_success_rate"] is not None else ""))
         return 0

@@ -32,8 +32,9 @@ What the reference does not establish, fixed here before any algorithm was run o
   25 rollouts of the DAPG authors' expert policy acting with its mean action (``dapg-policies/``).
 
 Every generated file records its recipe, its composition (``source`` column: 0 = demonstration row,
-1 = BC-rollout row) and its checksum; ``datasets/MANIFEST.json`` holds the checksum of the reference
-generation (same seed, same sha256 on the same platform and torch build).
+1 = BC-rollout row, 2 = random-policy row where a recipe asks for them) and its checksum;
+``datasets/MANIFEST.json`` holds the checksum of the reference generation (same seed, same sha256 on the
+same platform and torch build).
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class Recipe:
     demo_noise: float = 0.0
     bc_steps: int = 10_000
     seed: int = 0
+    # episodes of a uniform random policy appended after the BC rollouts (all loaded; source 2). Not part of
+    # the AWAC paper's recipe: the regression check's data uses them so that the data holds bad actions next
+    # to good ones (weighting must matter) and many terminal states (Hopper falls within ~20-40 random steps).
+    n_random: int = 0
 
     @property
     def demos_loaded(self) -> int:
@@ -112,6 +117,16 @@ class NoisyExpert:
         if self.sigma > 0:
             a = a + self.sigma * self.rng.standard_normal(a.shape)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+
+class UniformPolicy:
+    """Actions drawn uniformly from [-1, 1] (every env here has that action box)."""
+
+    def __init__(self, act_dim: int, rng: np.random.Generator):
+        self.act_dim, self.rng = act_dim, rng
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        return self.rng.uniform(-1.0, 1.0, (len(obs), self.act_dim)).astype(np.float32)
 
 
 def rollouts(task, policy, episodes: int, seed: int, deterministic: bool, desc: str = "",
@@ -215,8 +230,17 @@ def generate(task, path: str, progress: bool = True) -> tuple[Dataset, dict]:
     bc_data, bc_rets, bc_succ = rollouts(task, bc, recipe.bc_loaded, recipe.seed, False,
                                          f"{task.name}: BC rollouts", progress)
     demos_kept = first_episodes(demos, recipe.demos_loaded)
-    ds = concat([demos_kept, bc_data], path)
-    source = np.r_[np.zeros(len(demos_kept), np.uint8), np.ones(len(bc_data), np.uint8)]
+    parts, sources = [demos_kept, bc_data], [0, 1]
+    if recipe.n_random:
+        uniform = UniformPolicy(demos.act_dim, np.random.default_rng(recipe.seed + 2_000_000))
+        random_data, _, _ = rollouts(task, uniform, recipe.n_random, recipe.seed + 2_000_000, False,
+                                     f"{task.name}: random-policy episodes", progress)
+        parts.append(random_data)
+        sources.append(2)
+        info["random_rows"] = len(random_data)
+        info["random_episodes"] = recipe.n_random
+    ds = concat(parts, path)
+    source = np.concatenate([np.full(len(p), k, np.uint8) for p, k in zip(parts, sources, strict=True)])
     rets = ds.episode_returns()
     info.update({
         "task": task.name, "env_id": task.env_id, "recipe": dataclasses.asdict(recipe), "rows": len(ds),
@@ -243,7 +267,8 @@ def _cli_target(task) -> str:
 
 
 def read_source(path: str) -> np.ndarray:
-    """The ``source`` column of a generated file (0 = demonstration row, 1 = BC-rollout row)."""
+    """The ``source`` column of a generated file (0 = demonstration row, 1 = BC-rollout row, 2 = random-policy
+    row)."""
     import h5py
 
     with h5py.File(path, "r") as f:

@@ -222,12 +222,16 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     mujoco_recipe_task("HalfCheetah-v5"),
     mujoco_recipe_task("Hopper-v5"),
     mujoco_recipe_task("Ant-v5"),
-    # The regression check's task (``awac-bench check``): a few seconds to generate, terminal states (Hopper
-    # falls) so that a bootstrap that ignores ``done`` changes the numbers. Not a paper task.
+    # The regression check's task (``awac-bench check``): a few seconds to generate. Its 150 uniform-random
+    # episodes (a third of the rows) put bad actions beside good ones, so that a wrong advantage weighting moves
+    # the numbers within a few hundred updates, and ~150 terminal states (Hopper falls), so that a bootstrap
+    # that ignores ``done`` moves Q. Not a paper task.
     Task("hopper-check", "Hopper-v5", "mujoco", os.path.join(priordata.GENERATED_DIR, "hopper-check.hdf5"), 1000,
          None, None, "hopper", "Hopper-v5, for `awac-bench check`: 10 demos of the suite's SAC expert (action noise "
-                               "0.3) + 10 rollouts of BC trained 2k steps on them (9 + 9 loaded)",
-         recipe=priordata.Recipe(demos="sac:Hopper-v5", n_demos=10, n_bc_rollouts=10, demo_noise=0.3, bc_steps=2000)),
+                               "0.3) + 10 rollouts of BC trained 2k steps on them (9 + 9 loaded) + 150 episodes "
+                               "of a uniform random policy",
+         recipe=priordata.Recipe(demos="sac:Hopper-v5", n_demos=10, n_bc_rollouts=10, demo_noise=0.3, bc_steps=2000,
+                                 n_random=150)),
     Task("halfcheetah-sac-replay", "HalfCheetah-v5", "mujoco",
          os.path.join(DATA_DIR, "halfcheetah-sac-replay.hdf5"), 1000, None, None, "halfcheetah",
          "HalfCheetah-v5, replay buffer of the suite's own short SAC run (generated, checksummed)"),

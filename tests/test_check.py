@@ -53,8 +53,40 @@ def test_stored_reference_is_complete_and_says_why():
     assert set(ref["speed"]) == set(algorithms.names())
     scores = pd.DataFrame(ref["scores"])
     assert set(scores["algo"]) == set(algorithms.names()) and len(set(scores["seed"])) >= 5
+    diag = [c for c in scores.columns if c.startswith(check.DIAG_PREFIX)]
+    for algo, g in scores.groupby("algo"):  # every algorithm has diagnostics of both phases
+        logged = [c for c in diag if g[c].notna().any()]
+        assert any(":offline:" in c for c in logged) and any(":online:" in c for c in logged), algo
 
 
 def test_update_reference_needs_a_reason(tmp_path, capsys):
     assert main(["check", "--update-reference", "--out", str(tmp_path)]) == 2
     assert "--why" in capsys.readouterr().err
+
+
+def test_diagnostics_are_phase_means_of_every_logged_metric():
+    train = pd.DataFrame({"run_id": ["r1"] * 5 + ["r2"] * 2,
+                          "phase": ["offline", "offline", "online", "online", "online", "offline", "offline"],
+                          "metric": ["alpha", "alpha", "alpha", "q_estimate", "alpha", "bc_loss", "bc_loss"],
+                          "value": [1.0, 3.0, 10.0, -5.0, 20.0, 0.5, 1.5]})
+    d = check.diagnostics(train)
+    assert list(d.columns) == ["diag:offline:alpha", "diag:offline:bc_loss", "diag:online:alpha"]  # no Q estimate
+    assert d.loc["r1"].tolist()[0] == 2.0 and d.loc["r1"].tolist()[2] == 15.0 and np.isnan(d.loc["r1"].tolist()[1])
+    assert d.loc["r2", "diag:offline:bc_loss"] == 1.0 and np.isnan(d.loc["r2", "diag:online:alpha"])
+
+
+def test_a_moved_diagnostic_fails_and_noise_or_a_small_shift_does_not():
+    ref = np.array([1.00, 1.02, 0.98, 1.01, 0.99, 1.00])
+    assert check.verdict("diagnostic", ref, np.array([1.5, 1.52, 1.49]))[0] == "fail"   # +50%, far outside noise
+    assert check.verdict("diagnostic", ref, np.array([-1.0, -1.02, -0.99]))[0] == "fail"  # a sign flip
+    assert check.verdict("diagnostic", ref, np.array([1.1, 1.12, 1.09]))[0] == "ok"     # significant, but +10%
+    assert check.verdict("diagnostic", ref, np.array([0.5, 1.6, 0.9]))[0] == "ok"       # -> noise, not significant
+    assert check.verdict("diagnostic", ref, np.array([]))[0] == "fail"                   # a metric no longer logged
+    # and in the table: one column per diagnostic, skipped where an algorithm never logs it
+    base = {"algo": ["a"] * 6 + ["b"] * 6, "task": ["t"] * 12, "run_mean": [50.0] * 12, "q_final": [1.0] * 12}
+    reference = pd.DataFrame({**base, "diag:online:alpha": list(ref) + [np.nan] * 6})
+    now = pd.DataFrame({k: v[:3] + v[6:9] for k, v in base.items()}
+                       | {"diag:online:alpha": [1.5, 1.52, 1.49] + [np.nan] * 3})
+    table = check.compare_scores(reference, now)
+    diag = table[table["test"] == "diagnostic"]
+    assert list(zip(diag["algo"], diag["verdict"], strict=True)) == [("a", "fail")]

@@ -131,6 +131,25 @@ def test_mujoco_recipe_counts(tmp_path, monkeypatch):
     assert len(ends) == 14 and (src == 1).sum() == info["bc_rows"] == ends[-1] - ends[-2]
 
 
+def test_random_policy_episodes_follow_the_rollouts(tmp_path, monkeypatch):
+    """A recipe's ``n_random`` uniform-random episodes come last, as source 2, every one of them loaded; Hopper
+    falls within them (terminal states), and the actions cover [-1, 1]."""
+    from benchmarks import generate
+
+    path = str(tmp_path / "expert.pt")
+    generate.train_expert("Hopper-v5", steps=110, random_steps=100, seed=0, path=path, eval_episodes=1,
+                          progress=False)
+    monkeypatch.setattr(generate, "expert_path", lambda env_id: path)
+    task = _tiny("hopper-check", n_demos=2, n_bc_rollouts=2, n_random=5)
+    ds, info = priordata.generate(task, str(tmp_path / "h.hdf5"), progress=False)
+    src = priordata.read_source(str(tmp_path / "h.hdf5"))
+    assert info["random_episodes"] == 5 and (src == 2).sum() == info["random_rows"] > 0
+    assert np.all(np.diff(src.astype(int)) >= 0)  # demos, then BC rollouts, then random episodes
+    rand = src == 2
+    assert ds.done[rand].sum() == 5  # a random Hopper falls long before the time limit
+    assert ds.act[rand].min() < -0.9 and ds.act[rand].max() > 0.9
+
+
 def test_dapg_forward_matches_readme():
     """The DAPG forward pass of dapg-policies/README.md, checked by hand on the door policy."""
     z = np.load(f"{priordata.DAPG_DIR}/dapg-door-v0.npz")
