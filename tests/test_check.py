@@ -79,9 +79,17 @@ def test_a_moved_diagnostic_fails_and_noise_or_a_small_shift_does_not():
     ref = np.array([1.00, 1.02, 0.98, 1.01, 0.99, 1.00])
     assert check.verdict("diagnostic", ref, np.array([1.5, 1.52, 1.49]))[0] == "fail"   # +50%, far outside noise
     assert check.verdict("diagnostic", ref, np.array([-1.0, -1.02, -0.99]))[0] == "fail"  # a sign flip
-    assert check.verdict("diagnostic", ref, np.array([1.1, 1.12, 1.09]))[0] == "ok"     # significant, but +10%
+    assert check.verdict("diagnostic", ref, np.array([1.05, 1.06, 1.05]))[0] == "ok"    # significant, but +5%
     assert check.verdict("diagnostic", ref, np.array([0.5, 1.6, 0.9]))[0] == "ok"       # -> noise, not significant
     assert check.verdict("diagnostic", ref, np.array([]))[0] == "fail"                   # a metric no longer logged
+    # 3 seeds: Welch's test has ~2 degrees of freedom and misses a clear shift; the pooled test does not
+    now = np.array([1.30, 1.33, 1.27])
+    assert check.welch_p(ref, now, "two-sided") > 1e-4 > check.welch_p(ref, now, "two-sided", pooled=True)
+    assert check.verdict("diagnostic", ref, now)[0] == "fail"
+    # a loss, positive everywhere, tested on the log scale: a 10x drop with a noisy reference still fails
+    loss_ref = np.array([1.2, 2.5, 1.0, 2.9, 1.4, 1.7])
+    assert check.verdict("diagnostic", loss_ref, np.array([0.15, 0.14, 0.15]))[0] == "fail"
+    assert check.welch_p(loss_ref, np.array([0.15, 0.14, 0.15]), "two-sided", pooled=True) > 1e-4  # raw scale
     # and in the table: one column per diagnostic, skipped where an algorithm never logs it
     base = {"algo": ["a"] * 6 + ["b"] * 6, "task": ["t"] * 12, "run_mean": [50.0] * 12, "q_final": [1.0] * 12}
     reference = pd.DataFrame({**base, "diag:online:alpha": list(ref) + [np.nan] * 6})
