@@ -253,11 +253,16 @@ def machine() -> dict:
 
 
 def git_commit() -> str | None:
+    """HEAD, with "+uncommitted" when tracked files differ from it (the code that ran is not HEAD's)."""
+    here = Path(__file__).resolve().parent
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=here).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True, cwd=here).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+    return head + ("+uncommitted" if dirty else "")
 
 
 def read_reference(path: Path = REFERENCE_PATH) -> dict:
