@@ -31,8 +31,13 @@ plots: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/awac-bench sweep --preset smoke --out results/smoke --workers $(WORKERS)
 
+# The two Ray tests run in processes of their own: a second ray.init after ray.shutdown in one process can
+# leave Ray's background threads pointing at freed state (ray-project/ray#31145), and one clean-clone CI run
+# died with a segmentation fault after all tests had passed. PYTHONFAULTHANDLER prints the stack of any crash.
 test: $(STAMP)
-	$(BIN)/pytest
+	PYTHONFAULTHANDLER=1 $(BIN)/pytest --ignore=tests/test_ray.py
+	PYTHONFAULTHANDLER=1 $(BIN)/pytest tests/test_ray.py -k TestLocalInstance
+	PYTHONFAULTHANDLER=1 $(BIN)/pytest tests/test_ray.py -k TestTwoNodeCluster
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
