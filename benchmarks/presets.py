@@ -23,8 +23,10 @@
   BEAR's warm-up scaled to 250 like quick's; SACfD as SACfD-prior with a 250-step BC warm start (plain
   SACfD stays at an untrained policy's score at this budget, where no regression of it could show); BEAR's
   Lagrange multiplier starts at log alpha = 0 (d3rlpy's start) instead of the official N(0, 1) draw, whose
-  seed-to-seed spread would hide a multiplier that moves the wrong way within 1000 updates. Short enough for
-  CI.
+  seed-to-seed spread would hide a multiplier that moves the wrong way within 1000 updates; and BEAR's three
+  networks are 256-256 (d3rlpy 2.8.1's default encoders, ``VectorEncoderFactory`` hidden_units [256, 256])
+  instead of the official 400-300 / 750-750, which halves its runs (about half of the check's time with the
+  official sizes, putting ``make check`` at 8 minutes). Short enough for CI.
 * ``paper``: the AWAC paper's protocol (Sec. 5): offline pretraining steps per task family as in
   rlkit's launchers, ``trainer_kwargs.q_num_pretrain2_steps`` = 25000 in examples/awac/hand/awac1.py and
   50000 in examples/awac/mujoco/awac1.py (``offline_steps_by_family``); online up to 500k-1M environment
@@ -55,7 +57,9 @@ PRESETS = {
                      spec=dict(offline_steps=25_000, online_steps=100_000, utd=0.1, eval_every=5_000,
                                eval_every_offline=5_000, eval_episodes=10, log_every=1_000)),
     "check": dict(tasks=["hopper-check", "pen-binary-human"], seeds=[0, 1, 2],
-                  overrides={"awac": {"batch_size": 256}, "bear": {"warmup_steps": 250, "log_alpha_init": 0.0},
+                  overrides={"awac": {"batch_size": 256},
+                             "bear": {"warmup_steps": 250, "log_alpha_init": 0.0, "actor_hidden": (256, 256),
+                                      "critic_hidden": (256, 256), "vae_hidden": (256, 256)},
                              "sacfd": {"bc_init_steps": 250}},
                   spec=dict(offline_steps=500, online_steps=500, eval_every=250, eval_every_offline=250,
                             eval_episodes=5, log_every=100, checkpoint_at_eval=False, checkpoint_every_min=0)),
