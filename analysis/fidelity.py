@@ -6,7 +6,7 @@ claim returns a :class:`Verdict`; :func:`fidelity_markdown` renders them for ``r
 
 A comparison C(X > Y; m) is the probability of improvement with its 95% stratified-bootstrap CI
 (:func:`analysis.stats.probability_of_improvement`); its outcome is ">" when the CI lies above 0.5, "<" when
-it lies below, "≈" otherwise, "n/a" when either side has no finished run.
+it lies below, "≈" otherwise, "n/a" when either side lacks finished runs on a task it covers.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ DECLARED_ONLINE_STEPS = 100_000  # the standard preset's online budget, for whic
 class Comparison:
     label: str
     estimate: Estimate
+    tasks: int = 1  # tasks asked for; the estimate's n says on how many both sides had finished runs
 
     @property
     def outcome(self) -> str:
         e = self.estimate
-        if e.n == 0 or not np.isfinite(e.point):
+        if e.n < self.tasks or e.n == 0 or not np.isfinite(e.point):
             return "n/a"
         if np.isfinite(e.low) and e.low > 0.5:
             return ">"
@@ -43,7 +44,8 @@ class Comparison:
     def text(self) -> str:
         e = self.estimate
         if self.outcome == "n/a":
-            return f"{self.label}: n/a (no finished runs on one side)"
+            return (f"{self.label}: n/a (finished runs on both sides for {e.n} of {self.tasks} task"
+                    f"{'s' if self.tasks > 1 else ''})")
         return f"{self.label} = {e.point:.2f} [{e.low:.2f}, {e.high:.2f}] → {self.outcome}"
 
 
@@ -98,7 +100,7 @@ def compare(table: pd.DataFrame, x: str, y: str, metric: str, tasks: Iterable[st
     tasks = list(tasks)
     where = tasks[0] if len(tasks) == 1 else "all tasks"
     est = probability_of_improvement(_by_task(table, x, metric, tasks), _by_task(table, y, metric, tasks))
-    return Comparison(f"P({x} > {y}; {metric}; {where})", est)
+    return Comparison(f"P({x} > {y}; {metric}; {where})", est, len(tasks))
 
 
 def _above(table: pd.DataFrame, algo: str, metric: str, task: str, level: float) -> tuple[bool, str]:
@@ -128,10 +130,18 @@ def claim_a(table: pd.DataFrame, tasks: list[str]) -> list[Verdict]:
     return [overall, *out]
 
 
+def _has_runs(table: pd.DataFrame, algos: Iterable[str], task: str) -> bool:
+    return all(((table["algo"] == a) & (table["task"] == task)).any() for a in algos)
+
+
 def claim_b(table: pd.DataFrame, tasks: list[str]) -> Verdict:
-    """(b) SACfD drops at the switch and/or overestimates Q, on at least 2 tasks."""
-    holds, evidence = 0, []
+    """(b) SACfD drops at the switch and/or overestimates Q, on at least 2 tasks. A task where SACfD or AWAC has
+    no finished run counts for neither side: with one, "not reproduced" (or the 1-task "inconclusive") cannot be
+    established, so the claim is inconclusive unless 2 tasks already hold (FIDELITY.md: lacking runs)."""
+    holds, missing, evidence = 0, [], []
     for t in tasks:
+        if not _has_runs(table, ("sacfd", "awac"), t):
+            missing.append(t)
         drops, drop_text = _above(table, "sacfd", "drop", t, 0.0)
         over, q_text = _above(table, "sacfd", "qgap", t, 0.0)
         vs_awac = compare(table, "sacfd", "awac", "qgap", [t])
@@ -139,14 +149,23 @@ def claim_b(table: pd.DataFrame, tasks: list[str]) -> Verdict:
         holds += drops or over
         evidence.append(f"{t}: drop {'yes' if drops else 'no'} ({drop_text}); overestimates "
                         f"{'yes' if over else 'no'} ({q_text}; {vs_awac.text()})")
-    verdict = REPRODUCED if holds >= 2 else NOT_REPRODUCED if holds == 0 else INCONCLUSIVE
+    if holds >= 2:
+        verdict = REPRODUCED
+    elif missing:
+        verdict = INCONCLUSIVE
+        evidence.append(f"no finished SACfD or AWAC runs on {', '.join(missing)}")
+    else:
+        verdict = NOT_REPRODUCED if holds == 0 else INCONCLUSIVE
     return Verdict(f"(b) SACfD drops at the switch and/or overestimates Q (holds on {holds}/{len(tasks)} tasks)",
                    verdict, evidence)
 
 
 def claim_c(table: pd.DataFrame, tasks: list[str]) -> Verdict:
-    """(c) BEAR learns offline (>= half of BC's offline score) but improves least online."""
+    """(c) BEAR learns offline (>= half of BC's offline score) but improves least online. Without finished BEAR
+    and BC runs on every task, or with a comparison lacking runs, only a "<" decides (not reproduced); otherwise
+    the claim is inconclusive (FIDELITY.md: lacking runs)."""
     learns, evidence = 0, []
+    missing = [t for t in tasks if not _has_runs(table, ("bear", "bc"), t)]
     for t in tasks:
         bc_off = table.loc[(table["algo"] == "bc") & (table["task"] == t), "off"].mean()
         ok, text = _above(table, "bear", "off", t, 0.5 * bc_off if np.isfinite(bc_off) else np.inf)
@@ -155,9 +174,15 @@ def claim_c(table: pd.DataFrame, tasks: list[str]) -> Verdict:
     comps = [compare(table, x, "bear", "gain", tasks) for x in ("awac", "sacfd", "awr")]
     evidence += [c.text() for c in comps]
     outcomes = [c.outcome for c in comps]
-    if learns == 0 or "<" in outcomes:
+    if "<" in outcomes:
         verdict = NOT_REPRODUCED
-    elif learns >= 2 and "n/a" not in outcomes and outcomes.count(">") >= 2:
+    elif missing or "n/a" in outcomes:
+        verdict = INCONCLUSIVE
+        if missing:
+            evidence.append(f"no finished BEAR or BC runs on {', '.join(missing)}")
+    elif learns == 0:
+        verdict = NOT_REPRODUCED
+    elif learns >= 2 and outcomes.count(">") >= 2:
         verdict = REPRODUCED
     else:
         verdict = INCONCLUSIVE
@@ -187,7 +212,7 @@ def verdicts(metrics: pd.DataFrame, train: pd.DataFrame) -> list[Verdict]:
     if metrics.empty:
         return []
     table = per_run_table(metrics, train)
-    tasks = sorted(table["task"].unique())
+    tasks = sorted(metrics["task"].unique())  # unfinished runs' tasks too: a claim lacking their runs is inconclusive
     if not tasks:
         return []
     return [*claim_a(table, tasks), claim_b(table, tasks), claim_c(table, tasks), claim_d(table, tasks),

@@ -76,6 +76,26 @@ def test_claim_c_and_d_and_e():
     assert fidelity.claim_e(table(moved), TASKS).verdict == NOT_REPRODUCED
 
 
+def test_claims_lacking_runs_are_inconclusive_not_refuted():
+    """FIDELITY.md: "a claim whose comparisons lack runs is inconclusive". A grid half run (AWAC and AWR only,
+    as after the first hour of the standard preset) must not read as (b) or (c) not reproduced."""
+    partial = table({"awac": BASE["awac"], "awr": BASE["awr"]})
+    assert fidelity.claim_b(partial, TASKS).verdict == INCONCLUSIVE  # was "not reproduced" (0 of 2 tasks hold)
+    assert fidelity.claim_c(partial, TASKS).verdict == INCONCLUSIVE  # was "not reproduced" (learns on 0 tasks)
+    full = table(BASE)
+    no_sacfd_t2 = full[~((full["algo"] == "sacfd") & (full["task"] == "t2"))]
+    t = table({**BASE, "sacfd": dict(drop=0, qgap=5), "awac": dict(qgap=9)}, noise=0.0)
+    assert fidelity.claim_b(t, TASKS).verdict == NOT_REPRODUCED  # every run there: refuted
+    assert fidelity.claim_b(t[~((t["algo"] == "sacfd") & (t["task"] == "t2"))], TASKS).verdict == INCONCLUSIVE
+    drops = table({**BASE, "sacfd": dict(off=40, fin=10, drop=30)})
+    assert fidelity.claim_b(drops, TASKS).verdict == REPRODUCED
+    assert fidelity.claim_c(no_sacfd_t2, TASKS).verdict == INCONCLUSIVE  # P(sacfd > bear) lacks a task's runs
+    no_bc = full[full["algo"] != "bc"]
+    assert fidelity.claim_c(no_bc, TASKS).verdict == INCONCLUSIVE
+    worse = table({**BASE, "bear": dict(off=50, fin=95)})  # BEAR gains most: "<" decides even with runs missing
+    assert fidelity.claim_c(worse[worse["algo"] != "bc"], TASKS).verdict == NOT_REPRODUCED
+
+
 def test_q_gap_averages_the_switch_and_the_online_evaluations():
     rows = [("r", "offline", 1, "q_estimate", 1.0), ("r", "offline", 1, "mc_return", 0.0),  # gap 1: not the switch
             ("r", "offline", 2, "q_estimate", 4.0), ("r", "offline", 2, "mc_return", 0.0),  # gap 4: the switch
