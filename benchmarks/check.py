@@ -36,8 +36,9 @@ Three parts, one verdict each, summarised in markdown (printed and written to ``
 2. **Speed.** Each algorithm's update rate as a fraction of the matrix-multiply ceiling measured in the same
    process (``benchmarks.speed.measure``'s ``efficiency``, a ratio, so machines of different speed agree);
    fail when it falls more than ``SPEED_TOLERANCE`` (15%) below the stored fraction (the median of three
-   measurements) in three measurements in a row (an algorithm below it is measured up to twice more, for twice
-   as long, and the best fraction counts: a burst of load from another process must not fail CI).
+   measurements) in five measurements in a row (an algorithm below it is measured up to four more times, for
+   twice as long, and the best fraction counts: a burst of load from another process must not fail CI; on the
+   CI machine BC once measured 0.283 and 0.280 against a stored 0.340, then 0.367).
 3. **Determinism.** One short run twice into two directories: every evaluation and training row identical.
 
 ``awac-bench check --update-reference --why "..."`` runs the reference seeds and the speed measurement and
@@ -75,7 +76,7 @@ DIAG_PREFIX = "diag:"     # reference columns "diag:<phase>:<metric>"
 NOT_DIAGNOSTICS = ("q_estimate",)  # tested as Q (its last value)
 SPEED_TOLERANCE = 0.15    # fail when the efficiency falls below (1 - 0.15) x the stored one
 SPEED_SECONDS = 1.5       # measurement time per algorithm (and as long again for the matmul ceiling)
-SPEED_RETRIES = 2         # re-measurements (2 x SPEED_SECONDS each) of an algorithm below the tolerance
+SPEED_RETRIES = 4         # re-measurements (2 x SPEED_SECONDS each) of an algorithm below the tolerance
 REFERENCE_SPEED_REPEATS = 3  # the stored fraction is the median of this many measurements
 RECORDED = ("run_mean", "offline_final", "online_final", "q_final")  # per run, stored in the reference
 TESTED = {"run_mean": "score", "q_final": "Q"}  # the metrics with a verdict, and their test (+ every diag: column)

@@ -44,6 +44,28 @@ def test_compare_scores_and_speed_tables():
     assert list(speed["verdict"]) == ["ok", "fail", "no reference"]  # 0.44 >= 0.85 x 0.5; 0.4 is not
 
 
+def test_speed_is_remeasured_below_the_tolerance_and_the_best_counts(monkeypatch):
+    """A burst of load passes once a re-measurement is back above 85% of the reference; a real slowdown is
+    measured 1 + SPEED_RETRIES times and still fails; an algorithm at its reference is measured once."""
+    import benchmarks.speed
+
+    series = {"burst": [0.28, 0.28, 0.37], "slow": [0.2] * 10, "fine": [0.34]}
+    calls: dict[str, list[float]] = {}
+
+    def fake_measure(algo, seconds, **_):
+        calls.setdefault(algo, []).append(seconds)
+        return {"updates_per_s": 1.0, "efficiency": series[algo][len(calls[algo]) - 1]}
+
+    monkeypatch.setattr(benchmarks.speed, "measure", fake_measure)
+    ref = {"burst": 0.34, "slow": 0.34, "fine": 0.34}
+    got = check.speed_fractions(["burst", "slow", "fine"], seconds=1.0, reference=ref)
+    assert got == {"burst": 0.37, "slow": 0.2, "fine": 0.34}
+    assert calls["burst"] == [1.0, 2.0, 2.0] and calls["fine"] == [1.0]
+    assert calls["slow"] == [1.0] + [2.0] * check.SPEED_RETRIES
+    verdicts = check.compare_speed(ref, got).set_index("algo")["verdict"].to_dict()
+    assert verdicts == {"burst": "ok", "slow": "fail", "fine": "ok"}
+
+
 def test_stored_reference_is_complete_and_says_why():
     ref = json.loads(check.REFERENCE_PATH.read_text())
     for key in ("why", "date", "commit", "machine", "seeds", "scores", "speed"):
