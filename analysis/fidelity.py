@@ -33,7 +33,7 @@ class Comparison:
     @property
     def outcome(self) -> str:
         e = self.estimate
-        if e.n < self.tasks or e.n == 0 or not np.isfinite(e.point):
+        if e.n < self.tasks or not np.isfinite(e.point):
             return "n/a"
         if np.isfinite(e.low) and e.low > 0.5:
             return ">"
