@@ -332,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"awac-bench: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `awac-bench status DIR | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's documented recipe (signal docs)
+        return 1
     except Exception as e:
         from benchmarks.harness import RunFailed
 

@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 import traceback
+from types import SimpleNamespace
 
 from algorithms.base import UserError
 from benchmarks.harness import RunFailed, RunSpec, check_output_dir, prepare, run
@@ -303,12 +304,17 @@ def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
         raise UserError(f"results directory not found: {out_dir}")
     now = time.time() if now is None else now
     planned: dict[str, int | None] = {}
+    specs, workers = [], 1  # what the ETA needs of each run: run_id, algo, offline_steps, online_steps
     try:
         with open(os.path.join(out_dir, "sweep.json")) as f:
-            for r in json.load(f)["runs"]:
-                planned[r["run_id"]] = int(r["offline_steps"]) + int(r["online_steps"])
-    except (OSError, ValueError, KeyError):
-        pass
+            info = json.load(f)
+        for r in info["runs"]:
+            planned[r["run_id"]] = int(r["offline_steps"]) + int(r["online_steps"])
+            specs.append(SimpleNamespace(run_id=r["run_id"], algo=r["algo"], offline_steps=int(r["offline_steps"]),
+                                         online_steps=int(r["online_steps"])))
+        workers = max(1, int(info.get("workers", 1)))
+    except (OSError, ValueError, KeyError, TypeError):
+        specs = []
     runs_dir = os.path.join(out_dir, "runs")
     for rid in sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []:
         if os.path.isdir(os.path.join(runs_dir, rid)):
@@ -332,6 +338,9 @@ def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
             age = "no checkpoint yet" if last is None else f"last checkpoint {_fmt_s(now - last)} ago"
             total = p.get("steps_total") or planned[rid]
             pct = f"{p.get('steps_done', 0)}/{total} steps" if total else "started"
+            done, wall = int(p.get("steps_done", 0)), float(p.get("wall_s", 0.0))
+            if total and done > 0 and wall > 0:  # at this run's own measured pace
+                pct += f" (about {_fmt_s((int(total) - done) * wall / done)} left)"
             if not p:
                 groups["interrupted"].append(f"{rid}: no progress recorded, {age}")
             elif p.get("host") == host and p.get("pid") and not _alive(int(p["pid"])):
@@ -343,6 +352,12 @@ def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
                 groups["running"].append(f"{rid}: {pct}, {age}")
     n = len(planned)
     lines = [f"{out_dir}: {n} run{'' if n == 1 else 's'}: " + ", ".join(f"{len(v)} {k}" for k, v in groups.items())]
+    if specs and len(groups["finished"]) < n:
+        eta = estimate_eta(specs, {s.run_id: read_progress(out_dir, s.run_id) for s in specs},
+                           {s.run_id for s in specs if _state(out_dir, s.run_id) == "finished"}, workers)
+        if eta is not None:
+            lines.append(f"  {'eta':11s} about {_fmt_s(eta)} of wall time left at {workers} worker"
+                         f"{'' if workers == 1 else 's'} (each algorithm's measured steps per second so far)")
     for k in ("running", "interrupted", "failed", "remaining"):
         lines += [f"  {k:11s} {item}" for item in groups[k]]
     return lines

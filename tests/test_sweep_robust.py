@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -261,7 +262,9 @@ def test_sweep_bar_counts_every_step_and_status_lists_every_run(tmp_path, capsys
     lines = sweep_status(str(out), now=now)
     assert lines[0] == f"{out}: 5 runs: 1 finished, 1 running, 1 interrupted, 1 failed, 1 remaining"
     body = "\n".join(lines[1:])
-    assert "running     bc__pen-binary-human__s2: 12/40 steps, last checkpoint 2m05s ago" in body
+    # 28 steps left at this run's 12 steps in 3.0 s: 7 s
+    assert "running     bc__pen-binary-human__s2: 12/40 steps (about 0m07s left), last checkpoint 2m05s ago" in body
+    assert lines[1].startswith("  eta         about ") and "left at 1 worker" in lines[1]
     assert "interrupted bc__pen-binary-human__s3: 12/40 steps" in body
     assert "failed      bc-nan__pen-binary-human__s0: non-finite bc_loss (nan) at grad step 15" in body
     assert "remaining   bc__pen-binary-human__s1" in body
@@ -335,3 +338,14 @@ def test_an_unwritable_output_directory_is_one_line_and_exit_2_even_as_root(tmp_
     assert cli.main([*args, "--out", str(ro / "out")]) == 2
     assert f"'{ro}' is not writable" in one_error_line(capsys)
     assert list(ro.iterdir()) == []
+
+
+def test_status_into_a_closed_pipe_exits_quietly(tmp_path):
+    """`awac-bench status DIR | head`: once the reader has gone, no BrokenPipeError traceback."""
+    (tmp_path / "runs" / "bc__pen-binary-human__s0").mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks", "status", str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc.stdout.close()  # the reader leaves before anything is written
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
