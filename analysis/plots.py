@@ -174,8 +174,10 @@ def _style_step_axis(ax: Axes, axis: StepAxis) -> None:
     ax.axvline(0, color="black", ls="--", lw=1, zorder=1)
 
     online_ticks = [v for v in MaxNLocator(nbins=4).tick_values(0, x_max) if 0 < v <= x_max]
+    min_gap = 0.15 * (x_max - axis.x_min)  # keep offline tick labels clear of the bold "switch" label
     offline_grads = [
-        g for g in MaxNLocator(nbins=2).tick_values(0, axis.offline_budget) if 0 <= g < axis.offline_budget
+        g for g in MaxNLocator(nbins=2).tick_values(0, axis.offline_budget)
+        if 0 <= g < axis.offline_budget and (axis.offline_budget - g) * axis.scale >= min_gap
     ]
     ticks = [(g - axis.offline_budget) * axis.scale for g in offline_grads] + [0.0] + online_ticks
     labels = [format_steps(g) for g in offline_grads] + ["switch"] + [format_steps(v) for v in online_ticks]

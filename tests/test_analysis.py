@@ -450,3 +450,25 @@ def test_make_report_out_dir_and_offline_only_runs(tmp_path, monkeypatch):
     report = make_report(root, out_dir=tmp_path / "elsewhere")
     assert report == tmp_path / "elsewhere" / "report.md" and not (root / "report.md").exists()
     assert "2 unfinished" in report.read_text()
+
+
+def test_offline_tick_labels_stay_clear_of_the_switch():
+    """The standard preset's axis (25k offline gradient steps, 100k online env steps) once printed "15K" right
+    against the bold "switch" label; offline ticks closer to the switch than 15% of the axis are dropped."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.plots import _style_step_axis, step_axis
+
+    axis = step_axis(pd.DataFrame({"offline_steps": [25_000], "online_steps": [100_000]}))
+    fig, ax = plt.subplots()
+    _style_step_axis(ax, axis)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    ticks = list(ax.get_xticks())
+    plt.close(fig)
+    assert "switch" in labels and "15K" not in labels
+    span = ax.get_xlim()[1] - ax.get_xlim()[0]
+    for x in ticks[:labels.index("switch")]:
+        assert -x >= 0.15 * span * 0.98
