@@ -372,6 +372,9 @@ def _log_if_wide(ax: Axes, values: np.ndarray, wide: float) -> None:
         ax.set_yscale("log")
     else:
         ax.set_yscale("symlog", linthresh=max(float(np.percentile(a[a > 0], 10)), 1e-3))
+        # one label per decade floods the axis when a policy's log-likelihood collapses to ~-1e16 (BEAR on
+        # pen-binary): at most ~7 labels, every few decades
+        ax.yaxis.get_major_locator().set_params(numticks=7)
 
 
 @themed

@@ -472,3 +472,25 @@ def test_offline_tick_labels_stay_clear_of_the_switch():
     span = ax.get_xlim()[1] - ax.get_xlim()[0]
     for x in ticks[:labels.index("switch")]:
         assert -x >= 0.15 * span * 0.98
+
+
+def test_a_symlog_axis_over_many_decades_keeps_few_labels():
+    """BEAR's log-likelihood of pen-binary's data reaches ~-1e16 while the others sit near +50: the symmetric log
+    axis labelled every decade (19 labels); it keeps at most 8."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.plots import WIDE_LOGLIK, _log_if_wide
+
+    values = np.array([60.0, 55.0, 20.0, -3e15, -1.2e16])
+    fig, ax = plt.subplots()
+    ax.plot(np.arange(values.size), values)
+    _log_if_wide(ax, values, WIDE_LOGLIK)
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    shown = [t for t in ax.get_yticks() if low <= t <= high]
+    plt.close(fig)
+    assert ax.get_yscale() == "symlog"
+    assert 3 <= len(shown) <= 8, shown
