@@ -101,30 +101,39 @@ def write_sweep_json(out_dir: str, specs: list[RunSpec], workers: int, backend: 
     os.replace(tmp, os.path.join(out_dir, "sweep.json"))
 
 
-def estimate_eta(specs: list[RunSpec], progress: dict[str, dict | None], finished: set[str],
-                 workers: int) -> float | None:
-    """Seconds left: the remaining steps of every unfinished run at its algorithm's measured throughput
-    (steps per run-second over the runs of that algorithm that reported progress; the mean over all
-    algorithms where one has none yet), spread over ``workers`` (at most one per unfinished run)."""
-    done_by, wall_by = {}, {}
+def algo_rates(specs: list[RunSpec], progress: dict[str, dict | None], finished: set[str]) -> dict[str, float]:
+    """Steps per run-second of each algorithm: over its finished runs where it has any (a whole run: offline
+    gradient steps and online environment steps, which cost differently), else over its runs' progress so far."""
+    sums: dict[tuple[str, bool], list[float]] = {}
     for s in specs:
         p = progress.get(s.run_id)
         if p and p.get("wall_s", 0) > 0 and p.get("steps_done", 0) > 0:
-            done_by[s.algo] = done_by.get(s.algo, 0) + p["steps_done"]
-            wall_by[s.algo] = wall_by.get(s.algo, 0.0) + p["wall_s"]
+            acc = sums.setdefault((s.algo, s.run_id in finished), [0.0, 0.0])
+            acc[0] += p["steps_done"]
+            acc[1] += p["wall_s"]
+    rates = {algo: done / wall for (algo, fin), (done, wall) in sums.items() if not fin}
+    rates.update({algo: done / wall for (algo, fin), (done, wall) in sums.items() if fin})
+    return rates
+
+
+def estimate_eta(specs: list[RunSpec], progress: dict[str, dict | None], finished: set[str],
+                 workers: int) -> float | None:
+    """Seconds left: the remaining steps of every unfinished run at its algorithm's measured throughput
+    (``algo_rates``; the mean over all algorithms where one has none yet), spread over ``workers`` (at most
+    one per unfinished run)."""
     if all(s.run_id in finished for s in specs):
         return 0.0
-    if not done_by:
+    rates = algo_rates(specs, progress, finished)
+    if not rates:
         return None
-    overall = sum(done_by.values()) / sum(wall_by.values())
+    overall = sum(rates.values()) / len(rates)
     run_seconds, left = 0.0, 0
     for s in specs:
         if s.run_id in finished:
             continue
         p = progress.get(s.run_id) or {}
         remaining = max(0, steps_of(s) - int(p.get("steps_done", 0)))
-        rate = done_by[s.algo] / wall_by[s.algo] if s.algo in done_by else overall
-        run_seconds += remaining / rate
+        run_seconds += remaining / rates.get(s.algo, overall)
         left += 1
     return run_seconds / max(1, min(workers, left)) if left else 0.0
 
@@ -323,8 +332,12 @@ def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
         raise UserError(f"no sweep.json and no runs in {out_dir}")
     groups: dict[str, list[str]] = {k: [] for k in ("finished", "running", "interrupted", "failed", "remaining")}
     host = socket.gethostname()
+    states = {rid: _state(out_dir, rid) for rid in planned}
+    progress = {rid: read_progress(out_dir, rid) for rid in planned}
+    finished = {rid for rid, state in states.items() if state == "finished"}
+    rates, algo_of = algo_rates(specs, progress, finished), {s.run_id: s.algo for s in specs}
     for rid in sorted(planned):
-        state = _state(out_dir, rid)
+        state = states[rid]
         if state == "finished":
             groups["finished"].append(rid)
         elif state == "failed":
@@ -332,15 +345,16 @@ def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
         elif state == "new":
             groups["remaining"].append(rid)
         else:
-            p = read_progress(out_dir, rid) or {}
+            p = progress[rid] or {}
             ckpt = os.path.join(runs_dir, rid, "ckpt", "state.pt")
             last = p.get("last_checkpoint") or (os.path.getmtime(ckpt) if os.path.isfile(ckpt) else None)
             age = "no checkpoint yet" if last is None else f"last checkpoint {_fmt_s(now - last)} ago"
             total = p.get("steps_total") or planned[rid]
             pct = f"{p.get('steps_done', 0)}/{total} steps" if total else "started"
             done, wall = int(p.get("steps_done", 0)), float(p.get("wall_s", 0.0))
-            if total and done > 0 and wall > 0:  # at this run's own measured pace
-                pct += f" (about {_fmt_s((int(total) - done) * wall / done)} left)"
+            rate = rates.get(algo_of.get(rid, ""), done / wall if done > 0 and wall > 0 else 0.0)
+            if total and rate > 0:  # its algorithm's pace over finished runs, else its own pace so far
+                pct += f" (about {_fmt_s(max(0, int(total) - done) / rate)} left)"
             if not p:
                 groups["interrupted"].append(f"{rid}: no progress recorded, {age}")
             elif p.get("host") == host and p.get("pid") and not _alive(int(p["pid"])):
@@ -353,11 +367,11 @@ def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
     n = len(planned)
     lines = [f"{out_dir}: {n} run{'' if n == 1 else 's'}: " + ", ".join(f"{len(v)} {k}" for k, v in groups.items())]
     if specs and len(groups["finished"]) < n:
-        eta = estimate_eta(specs, {s.run_id: read_progress(out_dir, s.run_id) for s in specs},
-                           {s.run_id for s in specs if _state(out_dir, s.run_id) == "finished"}, workers)
+        eta = estimate_eta(specs, progress, finished, workers)
         if eta is not None:
             lines.append(f"  {'eta':11s} about {_fmt_s(eta)} of wall time left at {workers} worker"
-                         f"{'' if workers == 1 else 's'} (each algorithm's measured steps per second so far)")
+                         f"{'' if workers == 1 else 's'} (each algorithm's steps per second over its finished "
+                         "runs, else so far)")
     for k in ("running", "interrupted", "failed", "remaining"):
         lines += [f"  {k:11s} {item}" for item in groups[k]]
     return lines
