@@ -9,6 +9,7 @@ on the same tensors, in alternating chunks (medians over chunks, one torch threa
   fx       the same step traced once by ``make_fx`` into aten ops (forward and backward), replayed without the
            autograd engine: what is left when the engine's bookkeeping is gone
   compiled that traced graph compiled by ``torch.compile`` (inductor), still without the engine
+  cpp_wrapper  the same, with inductor's C++ wrapper (``cpp_wrapper=True``): no Python between the kernels
 
     python scripts/autograd_overhead.py                       # AWR's critic: 17 -> 128 -> 64 -> 1, batch 256
     python scripts/autograd_overhead.py --hidden 256 256 --no-compile
@@ -37,7 +38,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--chunks", type=int, default=15)
-    ap.add_argument("--no-compile", action="store_true", help="skip the compiled variant (~20 s to compile)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the compiled variants (~20 s each to compile)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -70,6 +71,8 @@ def main() -> None:
     if not args.no_compile:
         compiled = torch.compile(graph, dynamic=False)
         contenders["compiled"] = lambda: compiled(list(params), x, y)
+        wrapped = torch.compile(graph, dynamic=False, options={"cpp_wrapper": True})  # no Python between kernels
+        contenders["cpp_wrapper"] = lambda: wrapped(list(params), x, y)
     times: dict[str, list[float]] = {k: [] for k in contenders}
     for f in contenders.values():  # warm-up (and compile)
         for _ in range(50):
@@ -85,7 +88,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}; us per step (median of {args.chunks} chunks):")
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"  {name:9s} {med:7.1f} us   hand / this {hand_us / med:.2f}x")
+        print(f"  {name:11s} {med:7.1f} us   hand / this {hand_us / med:.2f}x")
 
 
 if __name__ == "__main__":
