@@ -1,15 +1,10 @@
 #!/usr/bin/env python
-"""Where the fixed cost of a small autograd step goes (docs/PERFORMANCE.md, "Why the smallest steps stay slower").
+"""Where a small autograd step loses to hand-written gradients (docs/PERFORMANCE.md, "Where the small steps lose").
 
-One regression step of a ReLU MLP, L = 0.5 mean_B (f(x) - y)^2, gradients of every parameter, timed four ways
-on the same tensors, in alternating chunks (medians over chunks, one torch thread):
-
-  hand     ``mlp_backward`` called directly under no_grad: the hand-written gradient (no autograd at all)
-  autograd the library's path: ``ReLUMLP`` (one autograd node), ``mse_loss``, ``loss.backward()``
-  fx       the same step traced once by ``make_fx`` into aten ops (forward and backward), replayed without the
-           autograd engine: what is left when the engine's bookkeeping is gone
-  compiled that traced graph compiled by ``torch.compile`` (inductor), still without the engine
-  cpp_wrapper  the same, with inductor's C++ wrapper (``cpp_wrapper=True``): no Python between the kernels
+One regression step of a ReLU MLP, L = 0.5 mean_B (f(x) - y)^2, every parameter's gradient, timed five ways on
+the same tensors in alternating chunks (medians, one torch thread): hand (``mlp_backward`` directly, no
+autograd), autograd (the library's path), fx (the step traced once by ``make_fx`` into aten ops, replayed with no
+autograd engine), compiled (that graph through inductor) and cpp_wrapper (the same, no Python between kernels).
 
     python scripts/autograd_overhead.py                       # AWR's critic: 17 -> 128 -> 64 -> 1, batch 256
     python scripts/autograd_overhead.py --hidden 256 256 --no-compile
