@@ -179,12 +179,17 @@ class Algorithm:
             warnings.warn("cuda_graphs needs a CUDA device; ignored", RuntimeWarning, stacklevel=2)
             cuda_graphs = False
         if compile or cuda_graphs:
+            from algorithms.compiled import CompiledLossGrad
+
             self.compiled = True
-            mode = "reduce-overhead" if cuda_graphs else None
             for name in self.compilable:
                 fn = getattr(self, name)
-                if not isinstance(fn, _CompiledOrEager):
-                    setattr(self, name, _CompiledOrEager(fn, f"{self.name}.{name}", mode))
+                if isinstance(fn, _CompiledOrEager | CompiledLossGrad):
+                    continue
+                if cuda_graphs:
+                    setattr(self, name, _CompiledOrEager(fn, f"{self.name}.{name}", "reduce-overhead"))
+                else:
+                    setattr(self, name, CompiledLossGrad(self, name))
 
     # -- the protocol's rhythm --------------------------------------------------------------
     @property
