@@ -164,7 +164,7 @@ class CompiledLossGrad:
         except Exception as e:  # no compiler, untraceable code, ...: eager gives the same numbers
             self.failed = True
             msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            warnings.warn(f"--compile of {self.algo.name}.{self.name} failed ({type(e).__name__}: {msg}); "
+            warnings.warn(f"torch.compile of {self.algo.name}.{self.name} failed ({type(e).__name__}: {msg}); "
                           "running it eagerly", RuntimeWarning, stacklevel=2)
             return self.eager(*args)
         flat = list(flat)
