@@ -138,9 +138,10 @@ class Algorithm:
       ``update`` there (the paper's BC is a flat line online).
     - ``needs_returns``: batches carry ``ret`` (returns computed by ``prepare_updates``).
     - ``presets``: named config overrides, e.g. AWAC's "hand" variant; a task may pick one by family.
-    - ``compilable``: names of the pure loss methods that ``enable_compile`` hands to ``torch.compile``
-      (they take tensors, noise included, and return tensors; the update draws the noise, steps the
-      optimizers and reads the metrics outside them).
+    - ``compilable``: names of the pure loss methods that ``--compile`` traces with their gradients and
+      compiles (``algorithms/compiled.py``; they take tensors, noise included, and return tensors; the update
+      draws the noise, steps the optimizers and reads the metrics outside them, and backpropagates only
+      through the scalar losses they return).
 
     Speed options (opt-in, off by default; ``set_speed_options``): bfloat16 autocast of the forward
     passes (``autocast``, used by every algorithm's loss methods; networks return float32, so the losses
@@ -171,20 +172,26 @@ class Algorithm:
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def set_speed_options(self, bf16: bool = False, compile: bool = False, cuda_graphs: bool = False) -> None:
-        """bf16: bfloat16 autocast. compile: torch.compile the loss methods (``compilable``), falling back
-        to eager with a warning if that fails. cuda_graphs: compile with mode "reduce-overhead" (CUDA
-        graphs; CUDA devices only, ignored with a warning elsewhere)."""
+        """bf16: bfloat16 autocast. compile: the loss methods (``compilable``) and their gradients as compiled
+        graphs (``algorithms.compiled.CompiledLossGrad``), falling back to eager with a warning if that fails.
+        cuda_graphs: ``torch.compile`` of the loss methods with mode "reduce-overhead" (CUDA graphs; CUDA
+        devices only, ignored with a warning elsewhere)."""
         self.bf16 = bool(bf16)
         if cuda_graphs and self.device.type != "cuda":
             warnings.warn("cuda_graphs needs a CUDA device; ignored", RuntimeWarning, stacklevel=2)
             cuda_graphs = False
         if compile or cuda_graphs:
+            from algorithms.compiled import CompiledLossGrad
+
             self.compiled = True
-            mode = "reduce-overhead" if cuda_graphs else None
             for name in self.compilable:
                 fn = getattr(self, name)
-                if not isinstance(fn, _CompiledOrEager):
-                    setattr(self, name, _CompiledOrEager(fn, f"{self.name}.{name}", mode))
+                if isinstance(fn, _CompiledOrEager | CompiledLossGrad):
+                    continue
+                if cuda_graphs:
+                    setattr(self, name, _CompiledOrEager(fn, f"{self.name}.{name}", "reduce-overhead"))
+                else:
+                    setattr(self, name, CompiledLossGrad(self, name))
 
     # -- the protocol's rhythm --------------------------------------------------------------
     @property

@@ -1,0 +1,175 @@
+"""``--compile``: each pure loss method's forward *and* backward, traced once and compiled, run as one node.
+
+An algorithm's update stays as written (``loss, stats = self.some_loss(...)``, ``loss.backward()``,
+``opt.step()``). With ``set_speed_options(compile=True)`` every method named in ``Algorithm.compilable`` is
+replaced by a ``CompiledLossGrad``, which per call:
+
+1. passes every parameter and buffer of the algorithm's modules, and every tensor attribute of the algorithm,
+   as inputs (live values, never constants baked into a graph);
+2. runs, for that input signature (shapes, dtypes, and which parameters currently require a gradient), a graph
+   traced once by ``make_fx`` that computes the method's outputs and, for each scalar output that requires a
+   gradient, ``torch.autograd.grad`` of it with respect to those parameters; the graph is compiled by
+   ``torch.compile`` (inductor; on CPU with its C++ wrapper, so no Python runs between the kernels);
+3. returns the method's outputs; its scalar losses hang on one autograd node whose backward hands out the
+   precomputed gradients (times the incoming gradient), so ``loss.backward()`` costs one node.
+
+The rule is unchanged: the traced graph is autograd's own derivative of the same code, and the tests compare
+every update against the eager one. Non-scalar outputs come back detached: an update must backpropagate only
+through the scalar losses its loss methods return (true of every algorithm here; tests check the updates).
+A method that reads a tensor the trace cannot see as an input (a tensor created outside any module or
+attribute, e.g. a global), or whose tracing or compiling fails, runs eagerly from then on, with one warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+
+class _Root(nn.Module):
+    """The algorithm's modules under one root, so that ``functional_call`` can swap all their tensors."""
+
+    def __init__(self, modules: dict[str, nn.Module]):
+        super().__init__()
+        for name, module in modules.items():
+            self.add_module(name, module)
+
+    def forward(self, method, args: tuple):
+        return method(*args)
+
+
+class _Precomputed(torch.autograd.Function):
+    """Outputs ``losses`` (computed already); backward returns ``sum_i g_i * grads[i]`` for each parameter."""
+
+    @staticmethod
+    def forward(ctx, payload, *params):
+        losses, grads = payload
+        ctx.grads = grads
+        return tuple(loss.detach() for loss in losses)
+
+    @staticmethod
+    def backward(ctx, *gouts):
+        total: list[torch.Tensor | None] = [None] * len(ctx.grads[0]) if ctx.grads else []
+        for g, grads in zip(gouts, ctx.grads, strict=True):
+            unit = g.numel() == 1 and float(g) == 1.0  # the usual loss.backward(): no multiply
+            for j, gr in enumerate(grads):
+                if gr is None:
+                    continue
+                term = gr if unit else gr * g
+                total[j] = term if total[j] is None else total[j] + term
+        return (None, *total)
+
+
+class CompiledLossGrad:
+    """A loss method of ``algo`` whose outputs and gradients come from one compiled graph (module docstring)."""
+
+    _tracing = False  # a loss method calling another one while traced runs the inner one as plain code
+
+    def __init__(self, algo, name: str, cpp_wrapper: bool | None = None):
+        self.algo, self.name = algo, name
+        self.eager = getattr(algo, name)
+        self.failed = False
+        self.root = _Root({k: m for k, m in algo.modules().items() if isinstance(m, nn.Module)})
+        named = [(f"p:{k}", v) for k, v in self.root.named_parameters(remove_duplicate=False)]
+        named += [(f"b:{k}", v) for k, v in self.root.named_buffers(remove_duplicate=False)]
+        self.keys = [k for k, _ in named]
+        self.module_tensors = [v for _, v in named]
+        self.attrs = [k for k, v in vars(algo).items() if isinstance(v, torch.Tensor)]
+        self.keys += [f"a:{k}" for k in self.attrs]
+        self.cpp_wrapper = cpp_wrapper
+        self.graphs: dict[Any, tuple] = {}
+
+    def _tensors(self) -> list[torch.Tensor]:
+        """Every tensor the method may read, in ``self.keys`` order (the live objects: in-place updates show)."""
+        return self.module_tensors + [getattr(self.algo, k) for k in self.attrs]
+
+    @contextlib.contextmanager
+    def _attributes(self, live: dict[str, torch.Tensor]):
+        old = {k: getattr(self.algo, k) for k in self.attrs}
+        try:
+            for k in self.attrs:
+                object.__setattr__(self.algo, k, live[f"a:{k}"])
+            yield
+        finally:
+            for k, v in old.items():
+                object.__setattr__(self.algo, k, v)
+
+    # -- tracing ----------------------------------------------------------------------------------------
+    def _trace(self, keys: list[str], trainable: set[str], tensors: list[torch.Tensor], args: tuple, info: dict):
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        from algorithms import networks
+
+        def outputs_and_grads(state: list[torch.Tensor], args: tuple):
+            live = {k: (v.detach().requires_grad_() if k in trainable else v.detach())
+                    for k, v in zip(keys, state, strict=True)}
+            module_state = {k[2:]: v for k, v in live.items() if k[:2] in ("p:", "b:")}
+            with torch.enable_grad():
+                with self._attributes({**{f"a:{k}": getattr(self.algo, k) for k in self.attrs}, **live}):
+                    out = functional_call(self.root, module_state, (self.eager, args), tie_weights=False,
+                                          strict=False)
+                flat, spec = tree_flatten(out)
+                diff = [i for i, t in enumerate(flat)
+                        if isinstance(t, torch.Tensor) and t.requires_grad and t.numel() == 1]
+                wrt = [live[k] for k in keys if k in trainable]
+                grads = [torch.autograd.grad(flat[i].reshape(()), wrt, allow_unused=True, retain_graph=True)
+                         if wrt else () for i in diff]
+            info["spec"], info["diff"] = spec, diff
+            return [t.detach() if isinstance(t, torch.Tensor) else t for t in flat], grads
+
+        fused = networks.ReLUMLP.fused_backward
+        networks.ReLUMLP.fused_backward = False  # trace plain layers
+        CompiledLossGrad._tracing = True
+        try:
+            return make_fx(outputs_and_grads)([t.detach() for t in tensors], args)
+        finally:
+            networks.ReLUMLP.fused_backward = fused
+            CompiledLossGrad._tracing = False
+
+    def _build(self, args: tuple, trainable: set[str]):
+        tensors, info = self._tensors(), {}
+        graph = self._trace(self.keys, trainable, tensors, args, info)
+        placeholders = [n for n in graph.graph.nodes if n.op == "placeholder"][:len(self.keys)]
+        used = [i for i, n in enumerate(placeholders) if n.users or self.keys[i] in trainable]
+        keys = [self.keys[i] for i in used]
+        # trace again over the tensors the method reads: fewer inputs, fewer guards per call
+        graph = self._trace(keys, trainable & set(keys), [tensors[i] for i in used], args, info)
+        if any(n.op == "get_attr" for n in graph.graph.nodes):
+            raise RuntimeError("it reads a tensor that is neither a module's nor an attribute of the algorithm")
+        device = tensors[0].device if tensors else torch.device("cpu")
+        cpp = device.type == "cpu" if self.cpp_wrapper is None else self.cpp_wrapper
+        compiled = torch.compile(graph, dynamic=False, options={"cpp_wrapper": cpp})
+        wrt = [i for i in used if self.keys[i] in trainable]
+        return compiled, used, wrt, info["spec"], info["diff"]
+
+    def __call__(self, *args):
+        if self.failed or CompiledLossGrad._tracing or not torch.is_grad_enabled():
+            return self.eager(*args)
+        tensors = self._tensors()
+        trainable = frozenset(k for k, t in zip(self.keys, tensors, strict=True) if t.requires_grad)
+        key = (tuple((tuple(a.shape), a.dtype, a.device) if isinstance(a, torch.Tensor) else a for a in args),
+               trainable)
+        try:
+            if key not in self.graphs:
+                self.graphs[key] = self._build(args, set(trainable))
+            compiled, used, wrt, spec, diff = self.graphs[key]
+            with torch.no_grad():
+                flat, grads = compiled([tensors[i] for i in used], args)
+        except Exception as e:  # no compiler, untraceable code, ...: eager gives the same numbers
+            self.failed = True
+            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            warnings.warn(f"torch.compile of {self.algo.name}.{self.name} failed ({type(e).__name__}: {msg}); "
+                          "running it eagerly", RuntimeWarning, stacklevel=2)
+            return self.eager(*args)
+        flat = list(flat)
+        if diff and wrt:
+            losses = _Precomputed.apply(([flat[i] for i in diff], grads), *[tensors[i] for i in wrt])
+            for i, loss in zip(diff, losses, strict=True):
+                flat[i] = loss.reshape(flat[i].shape)
+        return tree_unflatten(flat, spec)
