@@ -78,7 +78,7 @@ class RunSpec:
     threads: int = _arg(1, "torch threads (1 per run is fastest per core)")
     save_model: bool = _arg(False, "write the final state (networks + optimizers) to final.pt")
     bf16: bool = _arg(False, "bfloat16 autocast of the forward passes (opt-in; docs/PERFORMANCE.md)")
-    compile: bool = _arg(False, "torch.compile the loss functions (opt-in; falls back to eager with a warning)")
+    compile: bool = _arg(False, "compile each loss with its gradient (opt-in; docs/PERFORMANCE.md)")
     cuda_graphs: bool = _arg(False, "compile with CUDA graphs (mode reduce-overhead; CUDA devices only)")
     checkpoint_at_eval: bool = _arg(True, "write a checkpoint after every evaluation (benchmarks/checkpoint.py)")
     checkpoint_every_min: float = _arg(10.0, "minutes between checkpoints at the most (a checkpoint also follows "
