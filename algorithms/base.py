@@ -123,10 +123,15 @@ class _CompiledOrEager:
                 return self.compiled(*args, **kwargs)
             except Exception as e:  # no compiler, unsupported op, ...: eager gives the same numbers
                 self.failed = True
-                msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-                warnings.warn(f"torch.compile of {self.name} failed ({type(e).__name__}: {msg}); running it "
-                              "eagerly", RuntimeWarning, stacklevel=2)
+                warn_compile_failed(self.name, e)
         return self.eager(*args, **kwargs)
+
+
+def warn_compile_failed(name: str, e: Exception) -> None:
+    """The one warning of a compiled loss method that runs eagerly from now on."""
+    msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+    warnings.warn(f"torch.compile of {name} failed ({type(e).__name__}: {msg}); running it eagerly", RuntimeWarning,
+                  stacklevel=3)
 
 
 class Algorithm:

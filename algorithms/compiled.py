@@ -23,13 +23,33 @@ attribute, e.g. a global), or whose tracing or compiling fails, runs eagerly fro
 from __future__ import annotations
 
 import contextlib
-import warnings
 from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from algorithms.base import warn_compile_failed
+
+
+def _flatten(obj, leaves: list) -> Any:
+    """Append the leaves of nested tuples, lists and dicts (what loss methods return) to ``leaves``; returns the
+    structure for ``_unflatten``."""
+    if isinstance(obj, tuple | list):
+        return type(obj), [_flatten(o, leaves) for o in obj]
+    if isinstance(obj, dict):
+        return dict, {k: _flatten(v, leaves) for k, v in obj.items()}
+    leaves.append(obj)
+    return None
+
+
+def _unflatten(spec: Any, leaves) -> Any:
+    if spec is None:
+        return next(leaves)
+    kind, children = spec
+    if kind is dict:
+        return {k: _unflatten(c, leaves) for k, c in children.items()}
+    return kind([_unflatten(c, leaves) for c in children])
 
 
 class _Root(nn.Module):
@@ -55,9 +75,10 @@ class _Precomputed(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *gouts):
-        total: list[torch.Tensor | None] = [None] * len(ctx.grads[0]) if ctx.grads else []
+        total: list[torch.Tensor | None] = [None] * len(ctx.grads[0])
         for g, grads in zip(gouts, ctx.grads, strict=True):
-            unit = g.numel() == 1 and float(g) == 1.0  # the usual loss.backward(): no multiply
+            # the usual loss.backward() on CPU: no multiply (on an accelerator float(g) would wait for the device)
+            unit = g.device.type == "cpu" and g.numel() == 1 and float(g) == 1.0
             for j, gr in enumerate(grads):
                 if gr is None:
                     continue
@@ -91,10 +112,11 @@ class CompiledLossGrad:
 
     @contextlib.contextmanager
     def _attributes(self, live: dict[str, torch.Tensor]):
+        """The algorithm's tensor attributes swapped for the traced ones in ``live`` (others left as they are)."""
         old = {k: getattr(self.algo, k) for k in self.attrs}
         try:
             for k in self.attrs:
-                object.__setattr__(self.algo, k, live[f"a:{k}"])
+                object.__setattr__(self.algo, k, live.get(f"a:{k}", old[k]))
             yield
         finally:
             for k, v in old.items():
@@ -111,10 +133,11 @@ class CompiledLossGrad:
                     for k, v in zip(keys, state, strict=True)}
             module_state = {k[2:]: v for k, v in live.items() if k[:2] in ("p:", "b:")}
             with torch.enable_grad():
-                with self._attributes({**{f"a:{k}": getattr(self.algo, k) for k in self.attrs}, **live}):
+                with self._attributes(live):
                     out = functional_call(self.root, module_state, (self.eager, args), tie_weights=False,
                                           strict=False)
-                flat, spec = tree_flatten(out)
+                flat: list = []
+                spec = _flatten(out, flat)
                 diff = [i for i, t in enumerate(flat)
                         if isinstance(t, torch.Tensor) and t.requires_grad and t.numel() == 1]
                 wrt = [live[k] for k in keys if k in trainable]
@@ -152,24 +175,23 @@ class CompiledLossGrad:
         if self.failed or CompiledLossGrad._tracing or not torch.is_grad_enabled():
             return self.eager(*args)
         tensors = self._tensors()
-        trainable = frozenset(k for k, t in zip(self.keys, tensors, strict=True) if t.requires_grad)
+        needs_grad = tuple(t.requires_grad for t in tensors)
         key = (tuple((tuple(a.shape), a.dtype, a.device) if isinstance(a, torch.Tensor) else a for a in args),
-               trainable)
+               needs_grad)
         try:
             if key not in self.graphs:
-                self.graphs[key] = self._build(args, set(trainable))
+                trainable = {k for k, n in zip(self.keys, needs_grad, strict=True) if n}
+                self.graphs[key] = self._build(args, trainable)
             compiled, used, wrt, spec, diff = self.graphs[key]
             with torch.no_grad():
                 flat, grads = compiled([tensors[i] for i in used], args)
         except Exception as e:  # no compiler, untraceable code, ...: eager gives the same numbers
             self.failed = True
-            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            warnings.warn(f"torch.compile of {self.algo.name}.{self.name} failed ({type(e).__name__}: {msg}); "
-                          "running it eagerly", RuntimeWarning, stacklevel=2)
+            warn_compile_failed(f"{self.algo.name}.{self.name}", e)
             return self.eager(*args)
         flat = list(flat)
         if diff and wrt:
             losses = _Precomputed.apply(([flat[i] for i in diff], grads), *[tensors[i] for i in wrt])
             for i, loss in zip(diff, losses, strict=True):
                 flat[i] = loss.reshape(flat[i].shape)
-        return tree_unflatten(flat, spec)
+        return _unflatten(spec, iter(flat))
