@@ -1,4 +1,4 @@
-"""``--compile``: each pure loss method's forward *and* backward, traced once and compiled, run as one node.
+"""``--compile``: each pure loss method's forward *and* backward, traced once and compiled, run as one call.
 
 An algorithm's update stays as written (``loss, stats = self.some_loss(...)``, ``loss.backward()``,
 ``opt.step()``). With ``set_speed_options(compile=True)`` every method named in ``Algorithm.compilable`` is
@@ -10,8 +10,9 @@ replaced by a ``CompiledLossGrad``, which per call:
    traced once by ``make_fx`` that computes the method's outputs and, for each scalar output that requires a
    gradient, ``torch.autograd.grad`` of it with respect to those parameters; the graph is compiled by
    ``torch.compile`` (inductor; on CPU with its C++ wrapper, so no Python runs between the kernels);
-3. returns the method's outputs; its scalar losses hang on one autograd node whose backward hands out the
-   precomputed gradients (times the incoming gradient), so ``loss.backward()`` costs one node.
+3. returns the method's outputs; its scalar losses hang on one autograd node whose backward accumulates the
+   precomputed gradients (times the incoming gradient) into the parameters' ``.grad`` itself (no engine node
+   and no gradient copy per parameter), so ``loss.backward()`` costs one node.
 
 The rule is unchanged: the traced graph is autograd's own derivative of the same code, and the tests compare
 every update against the eager one. Non-scalar outputs come back detached: an update must backpropagate only
@@ -65,26 +66,26 @@ class _Root(nn.Module):
 
 
 class _Precomputed(torch.autograd.Function):
-    """Outputs ``losses`` (computed already); backward returns ``sum_i g_i * grads[i]`` for each parameter."""
+    """Outputs ``losses`` (computed already). Its one input is a scalar anchor, not the parameters: backward
+    accumulates ``sum_i g_i * grads[i]`` into each parameter's ``.grad`` itself, as autograd's AccumulateGrad
+    would, without one engine node (and one gradient copy, the grads being referenced here) per parameter."""
 
     @staticmethod
-    def forward(ctx, payload, *params):
-        losses, grads = payload
-        ctx.grads = grads
+    def forward(ctx, payload, anchor):
+        losses, grads, params = payload
+        ctx.grads, ctx.params = grads, params
         return tuple(loss.detach() for loss in losses)
 
     @staticmethod
     def backward(ctx, *gouts):
-        total: list[torch.Tensor | None] = [None] * len(ctx.grads[0])
         for g, grads in zip(gouts, ctx.grads, strict=True):
             # the usual loss.backward() on CPU: no multiply (on an accelerator float(g) would wait for the device)
             unit = g.device.type == "cpu" and g.numel() == 1 and float(g) == 1.0
-            for j, gr in enumerate(grads):
-                if gr is None:
-                    continue
-                term = gr if unit else gr * g
-                total[j] = term if total[j] is None else total[j] + term
-        return (None, *total)
+            for p, gr in zip(ctx.params, grads, strict=True):
+                if gr is not None:
+                    term = gr if unit else gr * g
+                    p.grad = term if p.grad is None else p.grad + term  # never in place: term may be ours
+        return None, None
 
 
 class CompiledLossGrad:
@@ -105,6 +106,8 @@ class CompiledLossGrad:
         self.keys += [f"a:{k}" for k in self.attrs]
         self.cpp_wrapper = cpp_wrapper
         self.graphs: dict[Any, tuple] = {}
+        device = self.module_tensors[0].device if self.module_tensors else None
+        self.anchor = torch.zeros((), device=device, requires_grad=True)  # losses require grad through it
 
     def _tensors(self) -> list[torch.Tensor]:
         """Every tensor the method may read, in ``self.keys`` order (the live objects: in-place updates show)."""
@@ -191,7 +194,8 @@ class CompiledLossGrad:
             return self.eager(*args)
         flat = list(flat)
         if diff and wrt:
-            losses = _Precomputed.apply(([flat[i] for i in diff], grads), *[tensors[i] for i in wrt])
+            payload = ([flat[i] for i in diff], grads, [tensors[i] for i in wrt])
+            losses = _Precomputed.apply(payload, self.anchor)
             for i, loss in zip(diff, losses, strict=True):
                 flat[i] = loss.reshape(flat[i].shape)
         return _unflatten(spec, iter(flat))

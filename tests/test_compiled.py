@@ -77,3 +77,20 @@ def test_a_tensor_the_trace_cannot_see_falls_back_to_eager(monkeypatch):
     assert algo.loss.failed and sum("torch.compile of bc.loss failed" in str(x.message) for x in w) == 1
     scale.fill_(2.0)
     assert algo.loss(b.obs, b.act).item() == pytest.approx(2 * first)
+
+
+def test_compiled_gradients_accumulate_and_scale_like_autograd():
+    """The compiled loss's backward writes ``.grad`` itself: a scaled loss, and a second backward into the
+    same parameters, must give what autograd gives (sum of g_i * dL/dp), not the last gradient alone."""
+    b = speed.synthetic_buffer(OBS, ACT, ROWS).sample(B)
+    grads = {}
+    for compile in (False, True):
+        torch.manual_seed(0)
+        algo = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (8,)})
+        algo.set_speed_options(compile=compile)
+        (algo.loss(b.obs, b.act) * 3.0).backward()
+        algo.loss(b.obs[:16], b.act[:16]).backward()
+        grads[compile] = [p.grad.clone() for p in algo.actor.parameters()]
+    assert not algo.loss.failed and algo.loss.graphs
+    for got, want in zip(grads[True], grads[False], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
