@@ -181,3 +181,22 @@ def test_algorithm_load_refuses_pickled_objects(tmp_path):
     torch.save(state, tmp_path / "evil.pt")
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         algo.load(str(tmp_path / "evil.pt"))
+
+
+@pytest.mark.slow
+def test_a_compiled_run_killed_online_resumes_to_the_rows_of_an_uninterrupted_compiled_run(tmp_path):
+    """``--compile`` after a resume: the graphs are rebuilt from the restored networks and give the same rows.
+    The killed child compiles first (before this process ever has, so no compile-worker pool is forked)."""
+    spec = dataclasses.replace(spec_for("awac"), compile=True, online_steps=150)
+    out = tmp_path / "killed"
+    run_dir = out / "runs" / spec.run_id
+    sig, err = killed_run(spec, out, "online:130")
+    assert sig == signal.SIGKILL, err
+    assert "torch.compile of" not in err  # nothing fell back to eager
+    run(spec, str(out), progress=False)
+    ref_dir = run(spec, str(tmp_path / "ref"), progress=False)
+    ev_ref, tr_ref = tables(ref_dir)
+    ev, tr = tables(run_dir)
+    pd.testing.assert_frame_equal(ev, ev_ref)
+    pd.testing.assert_frame_equal(tr, tr_ref)
+    assert_same_state(os.path.join(ref_dir, "final.pt"), str(run_dir / "final.pt"))
