@@ -23,7 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, Locator, MaxNLocator
 
 from analysis import grid as grid_mod
 from analysis import stats
@@ -373,8 +373,40 @@ def _log_if_wide(ax: Axes, values: np.ndarray, wide: float) -> None:
     else:
         ax.set_yscale("symlog", linthresh=max(float(np.percentile(a[a > 0], 10)), 1e-3))
         # one label per decade floods the axis when a policy's log-likelihood collapses to ~-1e16 (BEAR on
-        # pen-binary): at most ~7 labels, every few decades
-        ax.yaxis.get_major_locator().set_params(numticks=7)
+        # pen-binary): at most ~7 labels, every few decades, none on top of another where the linear part
+        # around 0 and the other sign's decades are squeezed together
+        locator = ax.yaxis.get_major_locator()
+        locator.set_params(numticks=7)
+        ax.yaxis.set_major_locator(_SpacedLocator(locator))
+
+
+class _SpacedLocator(Locator):
+    """Another locator's ticks, dropping any closer than ``min_gap`` (a fraction of the axis) to the one below."""
+
+    def __init__(self, base: Locator, min_gap: float = 0.07) -> None:
+        self.base, self.min_gap = base, min_gap
+
+    def set_axis(self, axis) -> None:  # noqa: ANN001 (matplotlib's Axis)
+        super().set_axis(axis)
+        self.base.set_axis(axis)
+
+    def __call__(self) -> list[float]:
+        lo, hi = sorted(self.axis.get_view_interval())
+        return self.tick_values(lo, hi)
+
+    def tick_values(self, vmin: float, vmax: float) -> list[float]:
+        ticks = sorted(t for t in self.base.tick_values(vmin, vmax) if vmin <= t <= vmax)
+        scale = self.axis.get_transform() if self.axis is not None else None
+        if scale is None or len(ticks) < 2:
+            return ticks
+        lo, hi = scale.transform(np.array([vmin, vmax], dtype=float))
+        pos = (scale.transform(np.asarray(ticks, dtype=float)) - lo) / max(hi - lo, 1e-12)
+        kept, last = [], -np.inf
+        for t, p in zip(ticks, pos, strict=True):
+            if p - last >= self.min_gap:
+                kept.append(t)
+                last = p
+        return kept
 
 
 @themed

@@ -494,3 +494,30 @@ def test_a_symlog_axis_over_many_decades_keeps_few_labels():
     plt.close(fig)
     assert ax.get_yscale() == "symlog"
     assert 3 <= len(shown) <= 8, shown
+
+
+def test_symlog_labels_do_not_collide_where_both_signs_meet():
+    """door-binary's log-likelihoods: AWAC near +10, SACfD near -1e4, BEAR near -1e21. The decades of the positive
+    side and the linear part around 0 were squeezed into the top few percent of the axis and their labels printed
+    on top of each other; no two shown ticks are now closer than 7% of the axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.plots import WIDE_LOGLIK, _log_if_wide
+
+    values = np.array([12.0, 10.0, 8.0, -0.5, -2e3, -1e4, -1e9, -1.5e21])
+    fig, ax = plt.subplots()
+    ax.plot(np.arange(values.size), values)
+    _log_if_wide(ax, values, WIDE_LOGLIK)
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    shown = np.array([t for t in ax.get_yticks() if low <= t <= high])
+    scale = ax.yaxis.get_transform()
+    lo, hi = scale.transform(np.array([low, high]))
+    pos = np.sort((scale.transform(shown) - lo) / (hi - lo))
+    plt.close(fig)
+    assert ax.get_yscale() == "symlog"
+    assert len(shown) >= 3, shown
+    assert np.diff(pos).min() >= 0.07 - 1e-9, (shown, pos)
