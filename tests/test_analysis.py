@@ -474,9 +474,9 @@ def test_offline_tick_labels_stay_clear_of_the_switch():
         assert -x >= 0.15 * span * 0.98
 
 
-def test_a_symlog_axis_over_many_decades_keeps_few_labels():
-    """BEAR's log-likelihood of pen-binary's data reaches ~-1e16 while the others sit near +50: the symmetric log
-    axis labelled every decade (19 labels); it keeps at most 8."""
+def _symlog_ticks(values: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
+    """Plot ``values`` on an axis scaled by ``_log_if_wide``: its scale, the ticks shown and their positions
+    as fractions of the axis height."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -484,30 +484,6 @@ def test_a_symlog_axis_over_many_decades_keeps_few_labels():
 
     from analysis.plots import WIDE_LOGLIK, _log_if_wide
 
-    values = np.array([60.0, 55.0, 20.0, -3e15, -1.2e16])
-    fig, ax = plt.subplots()
-    ax.plot(np.arange(values.size), values)
-    _log_if_wide(ax, values, WIDE_LOGLIK)
-    fig.canvas.draw()
-    low, high = ax.get_ylim()
-    shown = [t for t in ax.get_yticks() if low <= t <= high]
-    plt.close(fig)
-    assert ax.get_yscale() == "symlog"
-    assert 3 <= len(shown) <= 8, shown
-
-
-def test_symlog_labels_do_not_collide_where_both_signs_meet():
-    """door-binary's log-likelihoods: AWAC near +10, SACfD near -1e4, BEAR near -1e21. The decades of the positive
-    side and the linear part around 0 were squeezed into the top few percent of the axis and their labels printed
-    on top of each other; no two shown ticks are now closer than 7% of the axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from analysis.plots import WIDE_LOGLIK, _log_if_wide
-
-    values = np.array([12.0, 10.0, 8.0, -0.5, -2e3, -1e4, -1e9, -1.5e21])
     fig, ax = plt.subplots()
     ax.plot(np.arange(values.size), values)
     _log_if_wide(ax, values, WIDE_LOGLIK)
@@ -518,6 +494,22 @@ def test_symlog_labels_do_not_collide_where_both_signs_meet():
     lo, hi = scale.transform(np.array([low, high]))
     pos = np.sort((scale.transform(shown) - lo) / (hi - lo))
     plt.close(fig)
-    assert ax.get_yscale() == "symlog"
+    return ax.get_yscale(), shown, pos
+
+
+def test_a_symlog_axis_over_many_decades_keeps_few_labels():
+    """BEAR's log-likelihood of pen-binary's data reaches ~-1e16 while the others sit near +50: the symmetric log
+    axis labelled every decade (19 labels); it keeps at most 8."""
+    yscale, shown, _ = _symlog_ticks(np.array([60.0, 55.0, 20.0, -3e15, -1.2e16]))
+    assert yscale == "symlog"
+    assert 3 <= len(shown) <= 8, shown
+
+
+def test_symlog_labels_do_not_collide_where_both_signs_meet():
+    """door-binary's log-likelihoods: AWAC near +10, SACfD near -1e4, BEAR near -1e21. The decades of the positive
+    side and the linear part around 0 were squeezed into the top few percent of the axis and their labels printed
+    on top of each other; no two shown ticks are now closer than 7% of the axis."""
+    yscale, shown, pos = _symlog_ticks(np.array([12.0, 10.0, 8.0, -0.5, -2e3, -1e4, -1e9, -1.5e21]))
+    assert yscale == "symlog"
     assert len(shown) >= 3, shown
     assert np.diff(pos).min() >= 0.07 - 1e-9, (shown, pos)
