@@ -55,6 +55,17 @@ def atomic_save(obj: Any, path: str) -> int:
     return n
 
 
+def atomic_write_text(text: str, path: str) -> None:
+    """Write a text file through a temporary file, fsync'd and renamed (a reader never sees half of it)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(os.path.dirname(path))
+
+
 def fsync_dir(path: str) -> None:
     try:
         fd = os.open(path or ".", os.O_RDONLY)

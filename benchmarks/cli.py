@@ -114,10 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--workers", type=int, default=1)
     e = dsub.add_parser("expert", help="train the suite's SAC on a gymnasium MuJoCo env as a data-generating expert")
     e.add_argument("--env", required=True, help="gymnasium env id, e.g. HalfCheetah-v5")
-    e.add_argument("--steps", type=int, default=200_000)
+    e.add_argument("--steps", type=int, default=2_000_000,
+                   help="environment steps at most (may be raised when resuming)")
     e.add_argument("--random-steps", type=int, default=5_000)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--until", type=float, help="stop at the first evaluation with at least this return "
+                                               "(default: the env's bar, 90%% of the AWAC paper's expert)")
+    e.add_argument("--eval-every", type=int, default=20_000)
+    e.add_argument("--checkpoint-every-min", type=float, default=10.0)
+    e.add_argument("--workdir", help="training directory with its checkpoints (default: runs/experts/<env>-s<seed>)")
     e.add_argument("--out", help="output file (default: benchmarks/datasets/experts/<env>-sac.pt)")
+    e.add_argument("--no-progress", action="store_true")
     i = dsub.add_parser("info", help="summary and checksum of a dataset file or task")
     i.add_argument("target", help="task name or HDF5 path")
     x = dsub.add_parser("export", help="write a task's dataset as a Minari dataset (id awac-bench/<task>-v0)")
@@ -206,11 +213,12 @@ def cmd_data(a) -> int:
               f"(read it with minari.load_dataset('{dataset_id}') or --task {dataset_id})")
         return 0
     if a.data_cmd == "expert":
-        if a.steps <= a.random_steps or a.random_steps < 0:
-            raise UserError("--steps must exceed --random-steps (>= 0)")
-        info = generate.train_expert(a.env, a.steps, a.random_steps, a.seed, a.out)
-        print(f"expert {a.env}: eval return {info['eval_return_mean']:.1f} +- {info['eval_return_std']:.1f} "
-              f"({info['eval_episodes']} episodes), {info['wall_s']:.0f} s")
+        from benchmarks.expert import ExpertSpec, expert_summary_line, train_expert
+
+        spec = ExpertSpec(a.env, a.steps, a.random_steps, a.seed, a.until, a.eval_every,
+                          checkpoint_every_min=a.checkpoint_every_min)
+        info = train_expert(spec, a.out, a.workdir, progress=not a.no_progress)
+        print(expert_summary_line(info))
         return 0
     if a.data_cmd == "prepare":
         from benchmarks.presets import PRESETS

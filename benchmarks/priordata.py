@@ -195,13 +195,14 @@ def make_demos(task, recipe: Recipe, progress: bool) -> tuple[Dataset, dict]:
         return ds, {"demo_source": f"dapg-policies/{ref} (mean action)", "demo_return_mean": float(np.mean(rets)),
                     "demo_success_rate": float(np.mean(succ))}
     if kind == "sac":
-        from benchmarks.generate import load_expert
+        from benchmarks.expert import load_expert
 
         actor, info = load_expert(ref)
         policy = NoisyExpert(actor, recipe.demo_noise, np.random.default_rng(recipe.seed))
         ds, rets, _ = rollouts(task, policy, recipe.n_demos, recipe.seed + 1_000_000, False,
                                f"{task.name}: expert demos", progress)
-        return ds, {"demo_source": f"experts/{ref}-sac.pt (+ N(0, {recipe.demo_noise}^2) action noise)",
+        fname = ref if ref.endswith(".pt") else f"{ref}-sac.pt"
+        return ds, {"demo_source": f"experts/{fname} (+ N(0, {recipe.demo_noise}^2) action noise)",
                     "demo_return_mean": float(np.mean(rets)), "expert_eval_return": info.get("eval_return_mean")}
     raise ValueError(f"unknown demonstration source '{recipe.demos}'")
 

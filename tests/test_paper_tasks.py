@@ -96,33 +96,22 @@ def test_prior_data_composition_and_determinism(tmp_path):
     np.testing.assert_array_equal(c.obs[: 22 * 199], a.obs[: 22 * 199])  # the same demonstrations
 
 
-def test_expert_train_save_load_and_noisy_demos(tmp_path):
-    from benchmarks.generate import load_expert, train_expert
+def tiny_expert(tmp_path) -> str:
+    """A Hopper expert of 110 steps (100 random): enough to exercise every path that uses one."""
+    from benchmarks.expert import ExpertSpec, train_expert
 
     path = str(tmp_path / "expert.pt")
-    info = train_expert("Hopper-v5", steps=120, random_steps=100, seed=0, path=path, eval_episodes=1,
-                        progress=False)
-    actor, saved = load_expert("Hopper-v5", path)
-    assert saved["steps_done"] == 120 and saved["eval_return_mean"] == info["eval_return_mean"]
-    assert "--env Hopper-v5 --steps 120" in saved["command"]
-    obs = np.zeros((1, 11), np.float32)
-    rng = np.random.default_rng(0)
-    clean = priordata.NoisyExpert(actor, 0.0, rng).act(obs)
-    noisy = priordata.NoisyExpert(actor, 0.1, rng).act(obs)
-    assert clean.shape == (1, 3) and np.all(np.abs(noisy) <= 1.0)
-    assert 0.0 < np.abs(noisy - clean).max() < 0.6
-    with torch.no_grad():
-        np.testing.assert_allclose(clean, torch.tanh(actor(torch.as_tensor(obs))[0]).numpy(), rtol=1e-6)
+    train_expert(ExpertSpec("Hopper-v5", steps=110, random_steps=100, eval_every=110, eval_episodes=1, buffer=200),
+                 out=path, workdir=str(tmp_path / "expert-work"), progress=False)
+    return path
 
 
 def test_mujoco_recipe_counts(tmp_path, monkeypatch):
     """15 noisy expert demos (13 loaded) + BC rollouts (int(0.9 n) loaded), from a tiny expert."""
-    from benchmarks import generate
+    from benchmarks import expert
 
-    path = str(tmp_path / "expert.pt")
-    generate.train_expert("Hopper-v5", steps=110, random_steps=100, seed=0, path=path, eval_episodes=1,
-                          progress=False)
-    monkeypatch.setattr(generate, "expert_path", lambda env_id: path)
+    path = tiny_expert(tmp_path)
+    monkeypatch.setattr(expert, "expert_path", lambda env_id: path)
     task = _tiny("hopper-awac", n_bc_rollouts=2)
     ds, info = priordata.generate(task, str(tmp_path / "h.hdf5"), progress=False)
     src = priordata.read_source(str(tmp_path / "h.hdf5"))
@@ -134,12 +123,10 @@ def test_mujoco_recipe_counts(tmp_path, monkeypatch):
 def test_random_policy_episodes_follow_the_rollouts(tmp_path, monkeypatch):
     """A recipe's ``n_random`` uniform-random episodes come last, as source 2, every one of them loaded; Hopper
     falls within them (terminal states), and the actions cover [-1, 1]."""
-    from benchmarks import generate
+    from benchmarks import expert
 
-    path = str(tmp_path / "expert.pt")
-    generate.train_expert("Hopper-v5", steps=110, random_steps=100, seed=0, path=path, eval_episodes=1,
-                          progress=False)
-    monkeypatch.setattr(generate, "expert_path", lambda env_id: path)
+    path = tiny_expert(tmp_path)
+    monkeypatch.setattr(expert, "expert_path", lambda env_id: path)
     task = _tiny("hopper-check", n_demos=2, n_bc_rollouts=2, n_random=5)
     ds, info = priordata.generate(task, str(tmp_path / "h.hdf5"), progress=False)
     src = priordata.read_source(str(tmp_path / "h.hdf5"))

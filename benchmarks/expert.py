@@ -1,0 +1,358 @@
+"""Data-generating experts: the suite's SAC trained online on a gymnasium MuJoCo env, resumable.
+
+The AWAC paper's MuJoCo prior data starts from demonstrations of an expert (rlkit ``awac_rl.py`` ENV_PARAMS:
+``{hc,ant,walker}_action_noise_15.npy``). Its appendix data table gives those experts' returns:
+HalfCheetah 9,962, Walker2d 5,062, Ant 5,207 (read from the authors' LaTeX source, docs/FIDELITY.md). The
+suite's experts are trained until their deterministic return (``eval_episodes`` = 10 episodes) reaches 90%
+of those (``BARS``), or for at most ``steps`` environment steps (2M by default), then the plateau is stated.
+
+Training is the suite's SAC (``algorithms/sac.py``, default config: SAC v2 paper Table 1) with
+``random_steps`` uniformly random actions first, then one update per environment step, a FIFO replay
+buffer of ``buffer`` (1M: SAC v2 paper Table 1 "replay buffer size 10^6") transitions.
+
+A training is a directory (``runs/experts/<env>-s<seed>/`` by default) with ``config.json``, ``curve.csv``
+(one row per evaluation: return against environment steps), ``progress.json`` and ``ckpt/`` (the harness's
+checkpoint format, ``benchmarks/checkpoint.py``: SAC's networks and optimisers, the buffer's new rows as
+append-only chunks, every RNG, the training env's simulator state). A checkpoint follows every evaluation and
+at least every ``checkpoint_every_min`` minutes; a rerun of the same command continues from it with the same
+numbers as an uninterrupted training. Only ``steps`` and ``until`` may change between a kill and the resume
+(to extend a budget); any other setting is refused. One process at a time holds a directory (an advisory
+lock the OS releases when the process dies).
+
+The expert file (weights of the actor only, loaded with ``weights_only=True``) is written when the training
+ends, with its command, steps, curve, return and wall time; ``partial.pt`` in the directory is the latest
+actor at every evaluation.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import fcntl
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import algorithms
+from algorithms.base import UserError
+from benchmarks import checkpoint
+
+EXPERT_DIR = os.path.join(os.path.dirname(__file__), "datasets", "experts")
+WORK_ROOT = os.path.join("runs", "experts")
+
+# 90% of the AWAC paper's experts (appendix data table: HalfCheetah 9,962, Walker2d 5,062, Ant 5,207), as
+# issue "Room to learn online" sets them; Hopper is not a paper task (its bar: the same issue's 3,000).
+BARS = {"HalfCheetah-v5": 9_000.0, "Walker2d-v5": 4_500.0, "Ant-v5": 4_500.0, "Hopper-v5": 3_000.0}
+PAPER_EXPERT_RETURN = {"HalfCheetah-v5": 9_962.0, "Walker2d-v5": 5_062.0, "Ant-v5": 5_207.0}
+
+# settings that change the numbers: a resume with any of them different is refused
+FIXED = ("env_id", "seed", "random_steps", "buffer", "eval_every", "eval_episodes", "sac")
+
+
+@dataclass
+class ExpertSpec:
+    env_id: str
+    steps: int = 2_000_000          # environment steps at most (the issue's 2M plateau rule)
+    random_steps: int = 5_000       # uniform random actions before the first update (CleanRL sac_continuous)
+    seed: int = 0
+    until: float | None = None      # stop at the first evaluation at or above this return (None: BARS or never)
+    eval_every: int = 20_000
+    eval_episodes: int = 10
+    buffer: int = 1_000_000
+    checkpoint_every_min: float = 10.0
+
+    def validate(self) -> None:
+        if self.random_steps < 0 or self.steps <= self.random_steps:
+            raise UserError("--steps must exceed --random-steps (>= 0)")
+        if self.eval_every < 1 or self.eval_episodes < 1 or self.buffer < 1:
+            raise UserError("--eval-every, --eval-episodes and the buffer size must be >= 1")
+
+    @property
+    def target(self) -> float | None:
+        return self.until if self.until is not None else BARS.get(self.env_id)
+
+    def command(self) -> str:
+        until = f" --until {self.until:g}" if self.until is not None else ""
+        return (f"awac-bench data expert --env {self.env_id} --steps {self.steps} --random-steps "
+                f"{self.random_steps} --seed {self.seed} --eval-every {self.eval_every}{until}")
+
+
+def expert_path(env_id: str) -> str:
+    return os.path.join(EXPERT_DIR, f"{env_id}-sac.pt")
+
+
+def load_expert(env_id: str, path: str | None = None):
+    """The saved expert actor (a ``TanhGaussianPolicy``) and its summary; weights only, no unpickling.
+
+    ``env_id``: an env id (its expert ``experts/<env>-sac.pt``) or the name of a file in ``experts/``
+    (``Hopper-v5-sac-200k.pt``: an expert a dataset is pinned to)."""
+    from algorithms.networks import TanhGaussianPolicy
+
+    if path is None:
+        path = os.path.join(EXPERT_DIR, env_id) if env_id.endswith(".pt") else expert_path(env_id)
+    if not os.path.isfile(path):
+        raise UserError(f"no expert policy for {env_id} at {path}: run `awac-bench data expert --env {env_id}`")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        info = json.loads(state["info"])
+        sd = state["actor"]
+    except Exception as e:
+        raise UserError(f"expert file {path} cannot be read ({type(e).__name__}): restore it from git "
+                        f"(git checkout -- {path}) or retrain it") from None
+    actor = TanhGaussianPolicy(state["obs_dim"], state["act_dim"], state["hidden"])
+    # the Linear layers in order, whatever the module names were when it was saved (an MLP's weights do not
+    # depend on how the code groups its layers)
+    saved = [(v, sd[k[: -len("weight")] + "bias"]) for k, v in sd.items() if k.endswith("weight")]
+    linears = [m for m in actor.modules() if isinstance(m, torch.nn.Linear)]
+    if [w.shape for w, _ in saved] != [m.weight.shape for m in linears]:
+        raise UserError(f"expert {path}: its layers {[tuple(w.shape) for w, _ in saved]} do not fit the policy")
+    with torch.no_grad():
+        for m, (w, b) in zip(linears, saved, strict=True):
+            m.weight.copy_(w)
+            m.bias.copy_(b)
+    actor.requires_grad_(False)
+    return actor, info
+
+
+def default_workdir(spec: ExpertSpec) -> str:
+    return os.path.join(WORK_ROOT, f"{spec.env_id}-s{spec.seed}")
+
+
+class DirLock:
+    """An exclusive advisory lock on ``<dir>/LOCK`` (``fcntl.flock``): released by the OS when the process
+    ends, however it ends, so a killed training never leaves a stale lock."""
+
+    def __init__(self, directory: str, what: str):
+        os.makedirs(directory, exist_ok=True)
+        self.path = os.path.join(directory, "LOCK")
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise UserError(f"{what} is in use by another process (PID {holder}): {directory}") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _config(spec: ExpertSpec, sac) -> dict:
+    return {"env_id": spec.env_id, "seed": spec.seed, "random_steps": spec.random_steps, "buffer": spec.buffer,
+            "eval_every": spec.eval_every, "eval_episodes": spec.eval_episodes,
+            "sac": json.loads(json.dumps(sac.cfg.to_dict(), default=list)),
+            "algorithm": "sacfd (algorithms/sac.py, default config)", "torch": torch.__version__}
+
+
+def _save_actor(path: str, sac, info: dict) -> None:
+    state = {"actor": sac.actor.state_dict(), "obs_dim": sac.obs_dim, "act_dim": sac.act_dim,
+             "hidden": list(sac.cfg.actor_hidden), "info": json.dumps(info, sort_keys=True)}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    checkpoint.atomic_save(state, path)
+
+
+def train_expert(spec: ExpertSpec, out: str | None = None, workdir: str | None = None,
+                 progress: bool = True) -> dict:
+    """Train (or continue training) an expert; returns its summary (also stored in the expert file)."""
+    from benchmarks.tasks import Task
+
+    spec.validate()
+    out = out or expert_path(spec.env_id)
+    workdir = workdir or default_workdir(spec)
+    task = Task(spec.env_id, spec.env_id, "mujoco")
+    env = task.make_env()  # an unknown env id: one line (UserError) before anything is written
+    eval_env = task.make_env()
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    lock = DirLock(workdir, f"expert training {spec.env_id} (seed {spec.seed})")
+    try:
+        return _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress)
+    finally:
+        lock.release()
+
+
+def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress) -> dict:
+    from benchmarks.buffer import ReplayBuffer
+    from benchmarks.generate import RandomPolicy
+    from benchmarks.harness import Episode, collect, evaluate, seed_everything
+
+    torch.set_num_threads(1)
+    seed_everything(spec.seed)
+    sac = algorithms.make("sacfd", obs_dim, act_dim)
+    buf = ReplayBuffer(obs_dim, act_dim, spec.buffer, seed=spec.seed)
+    config = _config(spec, sac)
+    ckpt_dir = os.path.join(workdir, checkpoint.CKPT_DIR)
+    cfg_path, curve_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "curve.csv")
+    done_path = os.path.join(workdir, "DONE")
+    if os.path.isfile(done_path):
+        with open(done_path) as f:
+            summary = json.load(f)
+        print(f"expert {spec.env_id}: already finished in {workdir} ({summary['steps_done']} steps, return "
+              f"{summary['eval_return_mean']:.1f}); delete the directory to train again", file=sys.stderr)
+        return summary
+
+    state = None
+    if os.path.isfile(cfg_path):
+        with open(cfg_path) as f:
+            stored = json.load(f)
+        diff = [k for k in FIXED if stored.get(k) != config.get(k)]
+        if diff:
+            raise UserError(f"{workdir} holds an expert training with other settings ({', '.join(diff)}): "
+                            "resume it with its own settings or use another --workdir")
+        path = os.path.join(ckpt_dir, checkpoint.STATE_FILE)
+        if os.path.isfile(path):
+            try:
+                state = checkpoint.load(path)
+                state["_chunks"] = [checkpoint.load(checkpoint.chunk_path(ckpt_dir, k)) for k in state["chunks"]]
+            except Exception as e:
+                raise UserError(f"{path} cannot be read ({type(e).__name__}); move {workdir} aside to start "
+                                "again") from None
+
+    os.makedirs(ckpt_dir, exist_ok=True)
+    if state is None:
+        checkpoint.atomic_write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", cfg_path)
+        with open(curve_path, "w") as f:
+            f.write("env_step,grad_step,eval_return_mean,eval_return_std,train_return_last10,wall_s\n")
+        env.action_space.seed(spec.seed)
+        ep = Episode(env.reset(seed=spec.seed)[0])
+        t, chunks, elapsed0, returns = 0, [], 0.0, []
+    else:
+        sac.load_state_dict(state["algo"])
+        for rows in state["_chunks"]:
+            buf.apply_rows(rows)
+        buf.load_state_dict(state["buffer"])
+        checkpoint.set_env_state(env, state["env"])
+        e = state["episode"]
+        ep = Episode(checkpoint.decode(e["obs"]), float(e["ret"]), float(e["last_ret"]))
+        t, chunks, elapsed0 = int(state["t"]), list(state["chunks"]), float(state["elapsed_s"])
+        returns = [float(x) for x in state["returns"]]
+        checkpoint.drop_chunks_after(ckpt_dir, max(chunks, default=0))
+        _truncate_curve(curve_path, int(state["curve_bytes"]))
+        checkpoint.set_rng_state(state["rng"])
+        print(f"expert {spec.env_id}: resumed from its checkpoint at {t} of {spec.steps} steps",
+              file=sys.stderr, flush=True)
+
+    explore = RandomPolicy(env.action_space)
+    t0 = time.perf_counter() - elapsed0
+    since, last_ckpt = buf.added, time.monotonic()
+    every_s = spec.checkpoint_every_min * 60.0 if spec.checkpoint_every_min > 0 else math.inf
+    target = spec.target
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=spec.steps, initial=t, desc=f"expert {spec.env_id}", unit="step", mininterval=5.0,
+                   dynamic_ncols=True)
+    last_eval = _last_curve_row(curve_path)
+
+    def save_checkpoint() -> None:
+        nonlocal since, last_ckpt
+        buf_state, rows = buf.state_dict(since)
+        if len(rows["pos"]):
+            k = max(chunks, default=0) + 1
+            checkpoint.atomic_save(rows, checkpoint.chunk_path(ckpt_dir, k))
+            chunks.append(k)
+        st = {"format": checkpoint.FORMAT, "t": t, "algo": sac.state_dict(), "buffer": buf_state,
+              "chunks": list(chunks), "rng": checkpoint.rng_state(), "env": checkpoint.env_state(env),
+              "episode": {"obs": checkpoint.encode(np.asarray(ep.obs)), "ret": ep.ret, "last_ret": ep.last_ret},
+              "returns": returns[-100:], "curve_bytes": os.path.getsize(curve_path),
+              "elapsed_s": time.perf_counter() - t0}
+        checkpoint.atomic_save(st, os.path.join(ckpt_dir, checkpoint.STATE_FILE))
+        since, last_ckpt = buf.added, time.monotonic()
+        _progress(workdir, t, spec.steps, time.perf_counter() - t0, last_eval)
+
+    reached = last_eval is not None and target is not None and last_eval["eval_return_mean"] >= target
+    while t < spec.steps and not reached:
+        policy = explore if t < spec.random_steps else sac
+        returns += collect(env, policy, buf, ep, 1)
+        if t >= spec.random_steps:
+            sac.update(buf.sample(sac.batch_size("online")))
+        t += 1
+        if bar is not None:
+            bar.update(1)
+        if t % spec.eval_every == 0 or t == spec.steps:
+            res = evaluate(sac, eval_env, task, spec.eval_episodes, seed=10_000)
+            last_eval = {"env_step": t, "grad_step": sac.grad_steps, "eval_return_mean": res["return_mean"],
+                         "eval_return_std": res["return_std"],
+                         "train_return_last10": float(np.mean(returns[-10:])) if returns else float("nan"),
+                         "wall_s": round(time.perf_counter() - t0, 1)}
+            with open(curve_path, "a") as f:
+                csv.writer(f).writerow(last_eval.values())
+                f.flush()
+                os.fsync(f.fileno())
+            _save_actor(os.path.join(workdir, "partial.pt"), sac,
+                        {**config, "command": spec.command(), "steps_done": t, "partial": True,
+                         "eval_return_mean": res["return_mean"]})
+            if bar is not None:
+                bar.set_postfix(eval=f"{res['return_mean']:.0f}", refresh=False)
+            reached = target is not None and res["return_mean"] >= target
+            if not reached and t < spec.steps:
+                save_checkpoint()
+        elif time.monotonic() - last_ckpt >= every_s:
+            save_checkpoint()
+    if bar is not None:
+        bar.close()
+
+    curve = _read_curve(curve_path)
+    summary = {**config, "command": spec.command(), "steps_done": t, "grad_steps": sac.grad_steps,
+               "eval_return_mean": last_eval["eval_return_mean"], "eval_return_std": last_eval["eval_return_std"],
+               "eval_episodes": spec.eval_episodes, "bar": target, "reached_bar": bool(reached),
+               "paper_expert_return": PAPER_EXPERT_RETURN.get(spec.env_id),
+               "wall_s": round(time.perf_counter() - t0, 1), "curve": curve}
+    if not reached and target is not None:
+        best = max(curve, key=lambda r: r["eval_return_mean"])
+        summary["plateau"] = (f"below its bar {target:g} after {t} steps: last {last_eval['eval_return_mean']:.0f}, "
+                              f"best {best['eval_return_mean']:.0f} at {best['env_step']}")
+    _save_actor(out, sac, summary)
+    checkpoint.atomic_write_text(json.dumps({k: v for k, v in summary.items() if k != "curve"}, indent=2,
+                                            sort_keys=True) + "\n", done_path)
+    for p in os.listdir(ckpt_dir):  # a finished training needs no checkpoint: the expert file is the result
+        os.remove(os.path.join(ckpt_dir, p))
+    _progress(workdir, t, spec.steps, summary["wall_s"], last_eval, done=True)
+    return summary
+
+
+def _progress(workdir: str, t: int, total: int, wall_s: float, last_eval: dict | None, done: bool = False) -> None:
+    info = {"steps_done": t, "steps_total": total, "wall_s": round(wall_s, 1), "updated": time.time(),
+            "pid": os.getpid(), "last_eval": last_eval, "done": done}
+    checkpoint.atomic_write_text(json.dumps(info) + "\n", os.path.join(workdir, "progress.json"))
+
+
+def _read_curve(path: str) -> list[dict]:
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [{k: (float(v) if "." in v or "e" in v or "nan" in v else int(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def _last_curve_row(path: str) -> dict | None:
+    rows = _read_curve(path)
+    return rows[-1] if rows else None
+
+
+def _truncate_curve(path: str, nbytes: int) -> None:
+    """Drop curve rows written after the checkpoint (an evaluation whose checkpoint never completed)."""
+    if os.path.getsize(path) > nbytes:
+        with open(path, "r+b") as f:
+            f.truncate(nbytes)
+
+
+def expert_summary_line(info: dict) -> str:
+    bar = info.get("bar")
+    verdict = ("" if bar is None else f", bar {bar:g} {'reached' if info['reached_bar'] else 'NOT reached'}")
+    return (f"expert {info['env_id']}: eval return {info['eval_return_mean']:.1f} +- {info['eval_return_std']:.1f} "
+            f"({info['eval_episodes']} episodes) after {info['steps_done']} steps{verdict}, {info['wall_s']:.0f} s")
+
+
+def spec_fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(ExpertSpec))
