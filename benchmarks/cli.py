@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workdir", help="training directory with its checkpoints (default: runs/experts/<env>-s<seed>)")
     e.add_argument("--out", help="output file (default: benchmarks/datasets/experts/<env>-sac.pt)")
     e.add_argument("--no-progress", action="store_true")
+    q = dsub.add_parser("quality", help="BC (2), the AWAC paper's prior-data quality: BC trained on the whole prior "
+                                       "data, 100 evaluation episodes; recorded in MANIFEST.json")
+    q.add_argument("task", help="a generated task (pen-binary, door-binary, halfcheetah-awac, ...)")
+    q.add_argument("--ladder", action="store_true",
+                   help="walk the task's declared ladder until BC (2) lands in its band (docs/TASKS.md)")
+    q.add_argument("--no-progress", action="store_true")
     i = dsub.add_parser("info", help="summary and checksum of a dataset file or task")
     i.add_argument("target", help="task name or HDF5 path")
     x = dsub.add_parser("export", help="write a task's dataset as a Minari dataset (id awac-bench/<task>-v0)")
@@ -220,6 +226,11 @@ def cmd_data(a) -> int:
         info = train_expert(spec, a.out, a.workdir, progress=not a.no_progress)
         print(expert_summary_line(info))
         return 0
+    if a.data_cmd == "quality":
+        from benchmarks.quality import quality, quality_line
+
+        print(quality_line(a.task, quality(a.task, ladder=a.ladder, progress=not a.no_progress)))
+        return 0
     if a.data_cmd == "prepare":
         from benchmarks.presets import PRESETS
         from benchmarks.tasks import ensure_generated_many
@@ -277,9 +288,10 @@ def cmd_data(a) -> int:
     entry = generate.manifest_entry(target) if target in TASKS else None
     if entry:
         ok = entry["sha256"] == ds.checksum()
-        print(f"manifest    {'matches' if ok else 'DIFFERS from'} the recorded checksum ({entry['command']})")
         if not ok:
-            return 1
+            raise UserError(f"{path} fails its recorded checksum (sha256 {ds.checksum()[:12]}, MANIFEST.json "
+                            f"{entry['sha256'][:12]}): regenerate it with `{entry['command']}`")
+        print(f"manifest    matches the recorded checksum ({entry['command']})")
     return 0
 
 

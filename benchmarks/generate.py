@@ -98,15 +98,39 @@ def generate_sac_replay(task_name: str, path: str, steps: int, random_steps: int
     return ds, info
 
 
+# manifest fields measured on a generation rather than made by it (``benchmarks/quality.py``): kept when the same
+# data is generated again ("bc2": the same sha256), or whatever it is ("ladder": a record of the recipe's rungs)
+MEASURED = {"bc2": True, "ladder": False}
+
+
+def _write_manifest(manifest: dict) -> None:
+    from benchmarks.checkpoint import atomic_write_text
+
+    atomic_write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", MANIFEST)
+
+
+def _read_manifest() -> dict:
+    if not os.path.isfile(MANIFEST):
+        return {}
+    with open(MANIFEST) as f:
+        return json.load(f)
+
+
 def record_manifest(name: str, info: dict) -> None:
-    manifest = {}
-    if os.path.isfile(MANIFEST):
-        with open(MANIFEST) as f:
-            manifest = json.load(f)
-    manifest[name] = info
-    with open(MANIFEST, "w") as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-        f.write("\n")
+    """Record a generation's summary as ``name``'s reference entry (measured fields kept where they still hold)."""
+    manifest = _read_manifest()
+    old = manifest.get(name, {})
+    kept = {k: old[k] for k, same_data in MEASURED.items()
+            if k in old and (not same_data or old.get("sha256") == info.get("sha256"))}
+    manifest[name] = {**info, **kept}
+    _write_manifest(manifest)
+
+
+def record_manifest_field(name: str, key: str, value) -> None:
+    """Set one field of ``name``'s manifest entry (e.g. its data-quality measurement)."""
+    manifest = _read_manifest()
+    manifest.setdefault(name, {})[key] = value
+    _write_manifest(manifest)
 
 
 def manifest_entry(name: str) -> dict | None:

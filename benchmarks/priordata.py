@@ -63,18 +63,27 @@ LOADED_FRACTION = 0.9  # rlkit DictToMDPPathLoader train_split: the first int(0.
 class Recipe:
     """How one task's prior data is made: ``demos`` then rollouts of a policy cloned on them."""
 
-    # "human:<file in datasets/>", "dapg:<npz in dapg-policies/>" (mean action) or "sac:<env id>" (the
-    # suite's SAC expert, benchmarks/generate.py, with Gaussian action noise ``demo_noise``)
+    # "human:<file in datasets/>", "dapg:<npz in dapg-policies/>" (mean action), "dapg-sampled:<npz>" (the
+    # DAPG policy's own Gaussian: mean + exp(log_std) * N(0, 1)) or "sac:<env id or file in experts/>" (the
+    # suite's SAC expert, benchmarks/expert.py, mean action); every generated demonstration gets extra Gaussian
+    # action noise ``demo_noise``, clipped to [-1, 1]
     demos: str
     n_demos: int            # demonstrations made / in the file (all of them train the BC policy)
     n_bc_rollouts: int      # rollouts of the BC policy (as in the reference file, before the 0.9 split)
     demo_noise: float = 0.0
+    # extra Gaussian action noise on the BC rollouts (on top of the BC policy's own sampled actions)
+    bc_noise: float = 0.0
     bc_steps: int = 10_000
     seed: int = 0
     # episodes of a uniform random policy appended after the BC rollouts (all loaded; source 2). Not part of
     # the AWAC paper's recipe: the regression check's data uses them so that the data holds bad actions next
     # to good ones (weighting must matter) and many terminal states (Hopper falls within ~20-40 random steps).
     n_random: int = 0
+    # the data-quality ladder (docs/TASKS.md "Data quality", declared before generating): values of
+    # ``ladder_field`` tried in order by ``awac-bench data quality TASK --ladder`` until BC (2) lands in the
+    # task's band; the recipe's own value of that field is the rung chosen (MANIFEST.json records the walk)
+    ladder: tuple[float, ...] = ()
+    ladder_field: str = "demo_noise"
 
     @property
     def demos_loaded(self) -> int:
@@ -90,18 +99,23 @@ class DapgPolicy:
     """The DAPG authors' Gaussian MLP policy from its plain-array copy (dapg-policies/README: the forward
     pass). ``act`` returns the mean action, clipped to the Adroit envs' [-1, 1]."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, rng: np.random.Generator | None = None):
+        self.rng = rng if rng is not None else np.random.default_rng(0)
         z = np.load(path, allow_pickle=False)
         self.p = {k: z[k].astype(np.float64) for k in z.files if k != "nonlinearity"}
         n = len([k for k in z.files if k.startswith("W")])
         self.n_layers = n
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """The mean action, or with ``deterministic=False`` a sample of the policy's own Gaussian (mjrl
+        ``GaussianMLP.get_action``: mean + exp(log_std) * N(0, 1), drawn from ``self.rng``), clipped."""
         p = self.p
         h = (np.asarray(obs, np.float64) - p["in_shift"]) / (p["in_scale"] + 1e-8)
         for i in range(self.n_layers - 1):
             h = np.tanh(h @ p[f"W{i}"].T + p[f"b{i}"])
         a = (h @ p[f"W{self.n_layers - 1}"].T + p[f"b{self.n_layers - 1}"]) * p["out_scale"] + p["out_shift"]
+        if not deterministic:
+            a = a + np.exp(p["log_std"]) * self.rng.standard_normal(a.shape)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
 
@@ -117,6 +131,23 @@ class NoisyExpert:
         if self.sigma > 0:
             a = a + self.sigma * self.rng.standard_normal(a.shape)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+
+class ActionNoise:
+    """Any policy's action plus N(0, sigma^2) per dimension, clipped to [-1, 1] (every env here has that box)."""
+
+    def __init__(self, policy, sigma: float, rng: np.random.Generator):
+        self.policy, self.sigma, self.rng = policy, float(sigma), rng
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        a = self.policy.act(obs, deterministic=deterministic)
+        return np.clip(a + self.sigma * self.rng.standard_normal(a.shape), -1.0, 1.0).astype(np.float32)
+
+
+def with_noise(policy, sigma: float, rng: np.random.Generator):
+    """``policy`` itself when ``sigma`` is 0 (no draw from ``rng``: the data of a noiseless recipe stays the same
+    bytes), else ``ActionNoise``."""
+    return ActionNoise(policy, sigma, rng) if sigma > 0 else policy
 
 
 class UniformPolicy:
@@ -188,11 +219,15 @@ def make_demos(task, recipe: Recipe, progress: bool) -> tuple[Dataset, dict]:
         ds.rew = task.relabel_rewards(ds)  # recorded rewards of another kind: the task's (Task.relabel)
         rets = ds.episode_returns()
         return ds, {"demo_source": ref, "demo_return_mean": float(rets.mean())}
-    if kind == "dapg":
-        policy = DapgPolicy(os.path.join(DAPG_DIR, ref))
-        ds, rets, succ = rollouts(task, policy, recipe.n_demos, recipe.seed + 1_000_000, True,
+    if kind in ("dapg", "dapg-sampled"):
+        sampled = kind == "dapg-sampled"
+        rng = np.random.default_rng(recipe.seed + 3_000_000)
+        policy = with_noise(DapgPolicy(os.path.join(DAPG_DIR, ref), rng), recipe.demo_noise, rng)
+        ds, rets, succ = rollouts(task, policy, recipe.n_demos, recipe.seed + 1_000_000, not sampled,
                                   f"{task.name}: expert demos", progress)
-        return ds, {"demo_source": f"dapg-policies/{ref} (mean action)", "demo_return_mean": float(np.mean(rets)),
+        how = "its own Gaussian, sampled" if sampled else "mean action"
+        extra = f" + N(0, {recipe.demo_noise}^2) action noise" if recipe.demo_noise > 0 else ""
+        return ds, {"demo_source": f"dapg-policies/{ref} ({how}{extra})", "demo_return_mean": float(np.mean(rets)),
                     "demo_success_rate": float(np.mean(succ))}
     if kind == "sac":
         from benchmarks.expert import load_expert
@@ -228,7 +263,8 @@ def generate(task, path: str, progress: bool = True) -> tuple[Dataset, dict]:
     demos, info = make_demos(task, recipe, progress)
     bc = train_bc(demos, recipe.bc_steps, recipe.seed)
     torch.manual_seed(recipe.seed)  # the BC policy's sampled actions
-    bc_data, bc_rets, bc_succ = rollouts(task, bc, recipe.bc_loaded, recipe.seed, False,
+    bc_policy = with_noise(bc, recipe.bc_noise, np.random.default_rng(recipe.seed + 4_000_000))
+    bc_data, bc_rets, bc_succ = rollouts(task, bc_policy, recipe.bc_loaded, recipe.seed, False,
                                          f"{task.name}: BC rollouts", progress)
     demos_kept = first_episodes(demos, recipe.demos_loaded)
     parts, sources = [demos_kept, bc_data], [0, 1]
@@ -257,7 +293,9 @@ def generate(task, path: str, progress: bool = True) -> tuple[Dataset, dict]:
                        "the AWAC paper's prior-data recipe", "license": "MIT",
              "env_hint": f"{task.env_id} (obs {ds.obs_dim}, act {ds.act_dim})", "generation": json.dumps(info)}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_d4rl_hdf5(path, ds, attrs, extra={"source": source, "episode_ids": episode_ids})
+    tmp = f"{path}.partial"  # an interrupted write never leaves half a dataset under the task's name
+    write_d4rl_hdf5(tmp, ds, attrs, extra={"source": source, "episode_ids": episode_ids})
+    os.replace(tmp, path)
     return ds, info
 
 
