@@ -21,6 +21,7 @@ from analysis.load import Results, load_results
 from analysis.metrics import run_metrics
 from analysis.stats import CI_DESCRIPTION
 from analysis.style import algo_palette, display_name, order_algos
+from benchmarks.provenance import provenance_lines, summarize
 
 REFERENCE = "awac"
 WINDOW_FRACTION = 0.2
@@ -170,6 +171,10 @@ def _data_section(results: Results, flagged: dict[str, list[str]] | None = None)
         *tables.score_source_lines(results.score_sources),
         f"- Grid: {GRID_DESCRIPTION}",
         f"- Error bars: {CI_DESCRIPTION}",
+        "",
+        "Provenance (meta.json and config.json of every run: the code and data each was made with):",
+        "",
+        *provenance_lines(summarize(runs["path"].astype(str).tolist())),
         "",
         "Runs per task and algorithm:",
         "",

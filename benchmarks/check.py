@@ -52,7 +52,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +61,7 @@ import numpy as np
 import pandas as pd
 
 from algorithms.base import UserError
+from benchmarks.provenance import git_commit
 
 REFERENCE_PATH = Path(__file__).with_name("check_reference.json")
 REFERENCE_SEEDS = list(range(6))
@@ -251,19 +251,6 @@ def machine() -> dict:
         pass
     return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "platform": platform.platform()}
-
-
-def git_commit() -> str | None:
-    """HEAD, with "+uncommitted" when tracked files differ from it (the code that ran is not HEAD's)."""
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=here).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True, cwd=here).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("+uncommitted" if dirty else "")
 
 
 def read_reference(path: Path = REFERENCE_PATH) -> dict:

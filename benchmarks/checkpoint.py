@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks import files
+
 CKPT_DIR = "ckpt"
 STATE_FILE = "state.pt"
 FORMAT = 1
@@ -42,41 +44,13 @@ MODEL_FIELDS = ("body_pos", "body_quat", "site_pos", "site_quat")
 
 # -- files ------------------------------------------------------------------------------------------------
 def atomic_save(obj: Any, path: str) -> int:
-    """``torch.save`` to ``path`` through a temporary file, fsync'd and renamed: a reader sees the old file or
-    the new one, never half of one. Returns the bytes written."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-        n = f.tell()
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path))
-    return n
+    """``torch.save`` to ``path`` atomically (``files.atomic_torch_save``): a reader sees the old file or the new
+    one, never half of one; a failed write raises ``files.WriteError`` and leaves the old file. Returns the bytes
+    written."""
+    return files.atomic_torch_save(obj, path)
 
 
-def atomic_write_text(text: str, path: str) -> None:
-    """Write a text file through a temporary file, fsync'd and renamed (a reader never sees half of it)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path))
-
-
-def fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+fsync_dir = files.fsync_dir
 
 
 def load(path: str) -> Any:

@@ -10,6 +10,7 @@ import typing
 import warnings
 
 from algorithms.base import UserError
+from benchmarks.files import WriteError
 
 
 def _parse_sets(items: list[str] | None) -> dict[str, str]:
@@ -79,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "kept aside in OUT/old/ and started again)")
     r.add_argument("--force", action="store_true",
                    help="start again even if the run finished or failed (the old directory is kept in OUT/old/)")
+    r.add_argument("--allow-code-change", action="store_true",
+                   help="resume checkpoints written by other code (the change is recorded in meta.json and the report; "
+                        "without it such a resume is refused)")
 
     s = sub.add_parser("sweep", help="the algorithm x task x seed grid of a preset, one process per core")
     s.add_argument("--preset", required=True, help="smoke | quick | standard | paper")
@@ -91,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="process: local worker processes; ray: a Ray cluster (pip install '.[ray]')")
     s.add_argument("--force", "--fresh", dest="force", action="store_true",
                    help="start every run again, finished and failed ones too (old directories kept in OUT/old/)")
+    s.add_argument("--allow-code-change", action="store_true",
+                   help="resume checkpoints written by other code (the change is recorded in meta.json and the report; "
+                        "without it such a resume is refused)")
     s.add_argument("--no-progress", action="store_true")
     add_dataclass_options(s, RunSpec, SWEEP_FIELDS)  # for every run of the grid
 
@@ -123,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--eval-every", type=int, default=20_000)
     e.add_argument("--checkpoint-every-min", type=float, default=10.0)
     e.add_argument("--workdir", help="training directory with its checkpoints (default: runs/experts/<env>-s<seed>)")
+    e.add_argument("--allow-code-change", action="store_true",
+                   help="resume a checkpoint written by other code (the change is recorded in the expert file)")
     e.add_argument("--out", help="output file (default: benchmarks/datasets/experts/<env>-sac.pt)")
     e.add_argument("--no-progress", action="store_true")
     q = dsub.add_parser("quality", help="BC (2), the AWAC paper's prior-data quality: BC trained on the whole prior "
@@ -176,7 +185,8 @@ def cmd_run(a) -> int:
     from benchmarks.harness import RunSpec, run
 
     spec = RunSpec(**dataclass_values(RunSpec, a))
-    run_dir = run(spec, a.out, progress=not a.no_progress, resume=a.resume, force=a.force)
+    run_dir = run(spec, a.out, progress=not a.no_progress, resume=a.resume, force=a.force,
+                  allow_code_change=a.allow_code_change)
     from benchmarks.results import collect_sweep
 
     collect_sweep(a.out)
@@ -194,7 +204,7 @@ def cmd_sweep(a) -> int:
                  options.pop("overrides"))
     specs = [dataclasses.replace(spec, **options) for spec in specs]
     return run_sweep(specs, a.out, workers=a.workers, backend=a.backend, fresh=a.force,
-                     progress=not a.no_progress)
+                     progress=not a.no_progress, allow_code_change=a.allow_code_change)
 
 
 def cmd_status(a) -> int:
@@ -223,7 +233,8 @@ def cmd_data(a) -> int:
 
         spec = ExpertSpec(a.env, a.steps, a.random_steps, a.seed, a.until, a.eval_every,
                           checkpoint_every_min=a.checkpoint_every_min)
-        info = train_expert(spec, a.out, a.workdir, progress=not a.no_progress)
+        info = train_expert(spec, a.out, a.workdir, progress=not a.no_progress,
+                            allow_code_change=a.allow_code_change)
         print(expert_summary_line(info))
         return 0
     if a.data_cmd == "quality":
@@ -352,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"awac-bench: error: {e}", file=sys.stderr)
         return 2
+    except WriteError as e:  # a full disk or another write error: what was written before it is intact
+        print(f"awac-bench: error: {e}; what was written before is intact (rerun to resume)", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # e.g. `awac-bench status DIR | head`: the reader left; no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's documented recipe (signal docs)
         return 1

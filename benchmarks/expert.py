@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import fcntl
 import json
 import math
 import os
@@ -41,7 +40,8 @@ import torch
 
 import algorithms
 from algorithms.base import UserError
-from benchmarks import checkpoint
+from benchmarks import checkpoint, files
+from benchmarks.provenance import code_identity, describe_change
 
 EXPERT_DIR = os.path.join(os.path.dirname(__file__), "datasets", "experts")
 WORK_ROOT = os.path.join("runs", "experts")
@@ -124,29 +124,6 @@ def default_workdir(spec: ExpertSpec) -> str:
     return os.path.join(WORK_ROOT, f"{spec.env_id}-s{spec.seed}")
 
 
-class DirLock:
-    """An exclusive advisory lock on ``<dir>/LOCK`` (``fcntl.flock``): released by the OS when the process
-    ends, however it ends, so a killed training never leaves a stale lock."""
-
-    def __init__(self, directory: str, what: str):
-        os.makedirs(directory, exist_ok=True)
-        self.path = os.path.join(directory, "LOCK")
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            raise UserError(f"{what} is in use by another process (PID {holder}): {directory}") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
 def _config(spec: ExpertSpec, sac) -> dict:
     return {"env_id": spec.env_id, "seed": spec.seed, "random_steps": spec.random_steps, "buffer": spec.buffer,
             "eval_every": spec.eval_every, "eval_episodes": spec.eval_episodes,
@@ -162,7 +139,7 @@ def _save_actor(path: str, sac, info: dict) -> None:
 
 
 def train_expert(spec: ExpertSpec, out: str | None = None, workdir: str | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, allow_code_change: bool = False) -> dict:
     """Train (or continue training) an expert; returns its summary (also stored in the expert file)."""
     from benchmarks.tasks import Task
 
@@ -173,14 +150,18 @@ def train_expert(spec: ExpertSpec, out: str | None = None, workdir: str | None =
     env = task.make_env()  # an unknown env id: one line (UserError) before anything is written
     eval_env = task.make_env()
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    lock = DirLock(workdir, f"expert training {spec.env_id} (seed {spec.seed})")
     try:
-        return _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress)
+        lock = files.FileLock(os.path.join(workdir, "LOCK"))
+    except files.Locked as e:
+        raise UserError(f"expert training {spec.env_id} (seed {spec.seed}) in {workdir} is being written by "
+                        f"another process (PID {e.pid}): not started") from None
+    try:
+        return _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, allow_code_change)
     finally:
         lock.release()
 
 
-def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress) -> dict:
+def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, allow_code_change) -> dict:
     from benchmarks.buffer import ReplayBuffer
     from benchmarks.generate import RandomPolicy
     from benchmarks.harness import Episode, collect, evaluate, seed_everything
@@ -200,7 +181,7 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress) 
               f"{summary['eval_return_mean']:.1f}); delete the directory to train again", file=sys.stderr)
         return summary
 
-    state = None
+    state, code_changes = None, []
     if os.path.isfile(cfg_path):
         with open(cfg_path) as f:
             stored = json.load(f)
@@ -216,10 +197,18 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress) 
             except Exception as e:
                 raise UserError(f"{path} cannot be read ({type(e).__name__}); move {workdir} aside to start "
                                 "again") from None
+            code = code_identity()
+            if (state.get("code") or {}).get("code_hash") != code["code_hash"]:
+                change = describe_change(state.get("code"), code)
+                if not allow_code_change:
+                    raise UserError(f"expert training {spec.env_id} in {workdir} was checkpointed by other code "
+                                    f"({change}): resume with --allow-code-change to accept it (recorded)")
+                code_changes.append({"at_step": int(state["t"]), "change": change, "from": state.get("code"),
+                                     "to": code})
 
     os.makedirs(ckpt_dir, exist_ok=True)
     if state is None:
-        checkpoint.atomic_write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", cfg_path)
+        files.atomic_write_json(cfg_path, config)
         with open(curve_path, "w") as f:
             f.write("env_step,grad_step,eval_return_mean,eval_return_std,train_return_last10,wall_s\n")
         env.action_space.seed(spec.seed)
@@ -235,6 +224,7 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress) 
         ep = Episode(checkpoint.decode(e["obs"]), float(e["ret"]), float(e["last_ret"]))
         t, chunks, elapsed0 = int(state["t"]), list(state["chunks"]), float(state["elapsed_s"])
         returns = [float(x) for x in state["returns"]]
+        code_changes = list(state.get("code_changes", [])) + code_changes
         checkpoint.drop_chunks_after(ckpt_dir, max(chunks, default=0))
         _truncate_curve(curve_path, int(state["curve_bytes"]))
         checkpoint.set_rng_state(state["rng"])
@@ -264,7 +254,8 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress) 
         st = {"format": checkpoint.FORMAT, "t": t, "algo": sac.state_dict(), "buffer": buf_state,
               "chunks": list(chunks), "rng": checkpoint.rng_state(), "env": checkpoint.env_state(env),
               "episode": {"obs": checkpoint.encode(np.asarray(ep.obs)), "ret": ep.ret, "last_ret": ep.last_ret},
-              "returns": returns[-100:], "curve_bytes": os.path.getsize(curve_path),
+              "returns": returns[-100:], "curve_bytes": os.path.getsize(curve_path), "code": code_identity(),
+              "code_changes": code_changes,
               "elapsed_s": time.perf_counter() - t0}
         checkpoint.atomic_save(st, os.path.join(ckpt_dir, checkpoint.STATE_FILE))
         since, last_ckpt = buf.added, time.monotonic()
@@ -307,14 +298,14 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress) 
                "eval_return_mean": last_eval["eval_return_mean"], "eval_return_std": last_eval["eval_return_std"],
                "eval_episodes": spec.eval_episodes, "bar": target, "reached_bar": bool(reached),
                "paper_expert_return": PAPER_EXPERT_RETURN.get(spec.env_id),
-               "wall_s": round(time.perf_counter() - t0, 1), "curve": curve}
+               "wall_s": round(time.perf_counter() - t0, 1), "curve": curve, "code": code_identity(),
+               "code_changes": code_changes}
     if not reached and target is not None:
         best = max(curve, key=lambda r: r["eval_return_mean"])
         summary["plateau"] = (f"below its bar {target:g} after {t} steps: last {last_eval['eval_return_mean']:.0f}, "
                               f"best {best['eval_return_mean']:.0f} at {best['env_step']}")
     _save_actor(out, sac, summary)
-    checkpoint.atomic_write_text(json.dumps({k: v for k, v in summary.items() if k != "curve"}, indent=2,
-                                            sort_keys=True) + "\n", done_path)
+    files.atomic_write_json(done_path, {k: v for k, v in summary.items() if k != "curve"})
     for p in os.listdir(ckpt_dir):  # a finished training needs no checkpoint: the expert file is the result
         os.remove(os.path.join(ckpt_dir, p))
     _progress(workdir, t, spec.steps, summary["wall_s"], last_eval, done=True)
@@ -324,7 +315,7 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress) 
 def _progress(workdir: str, t: int, total: int, wall_s: float, last_eval: dict | None, done: bool = False) -> None:
     info = {"steps_done": t, "steps_total": total, "wall_s": round(wall_s, 1), "updated": time.time(),
             "pid": os.getpid(), "last_eval": last_eval, "done": done}
-    checkpoint.atomic_write_text(json.dumps(info) + "\n", os.path.join(workdir, "progress.json"))
+    files.atomic_write_json(os.path.join(workdir, "progress.json"), info, indent=None)
 
 
 def _read_curve(path: str) -> list[dict]:

@@ -104,9 +104,9 @@ MEASURED = {"bc2": True, "ladder": False}
 
 
 def _write_manifest(manifest: dict) -> None:
-    from benchmarks.checkpoint import atomic_write_text
+    from benchmarks.files import atomic_write_json
 
-    atomic_write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", MANIFEST)
+    atomic_write_json(MANIFEST, manifest)
 
 
 def _read_manifest() -> dict:

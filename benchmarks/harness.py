@@ -39,9 +39,10 @@ import torch
 
 import algorithms
 from algorithms.base import UserError
-from benchmarks import checkpoint
+from benchmarks import checkpoint, files
 from benchmarks.buffer import ReplayBuffer
 from benchmarks.data import portable_path
+from benchmarks.provenance import code_identity, describe_change
 from benchmarks.results import RunWriter
 from benchmarks.tasks import Task, get_task
 
@@ -325,21 +326,56 @@ def _kill_point() -> tuple[str, int] | None:
 
 
 def write_progress(run_dir: str, info: dict) -> None:
-    tmp = os.path.join(run_dir, "progress.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(info, f)
-    os.replace(tmp, os.path.join(run_dir, "progress.json"))
+    files.atomic_write_json(os.path.join(run_dir, "progress.json"), info, indent=None)
 
 
-def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True, force: bool = False) -> str:
+class RunLocked(UserError):
+    """Another live process is writing this run (its lock in ``OUT/locks/``)."""
+
+
+SKIPPED = "skipped: "  # the start of a sweep worker's error that is no failure: another process writes the run
+
+
+def run_lock_path(out_dir: str, run_id: str) -> str:
+    """The run's lock file: outside its directory, so that it stays put when the directory is moved aside."""
+    return os.path.join(out_dir, "locks", f"{run_id}.lock")
+
+
+def lock_run(out_dir: str, run_id: str) -> files.FileLock:
+    try:
+        return files.FileLock(run_lock_path(out_dir, run_id))
+    except files.Locked as e:
+        raise RunLocked(f"{run_id} is being written by another process (PID {e.pid}) in {out_dir}: "
+                        "not started") from None
+    except OSError as e:
+        raise UserError(f"cannot write results to '{out_dir}': {e.strerror}") from None
+
+
+def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True, force: bool = False,
+        allow_code_change: bool = False) -> str:
     """Run one offline->online experiment; returns its run directory.
 
-    An existing run directory is never deleted: a finished run (``DONE``) is skipped (``force``: moved aside
-    to ``OUT/old/`` and started again); a run that failed for good (``FAILED``) raises RunFailed again unless
-    ``force``; an unfinished one continues from its last checkpoint if ``resume`` and its config (but for
-    NON_RESULT_KEYS) is unchanged, and is moved aside with a one-line notice otherwise."""
+    One writer per run: the run's lock (``run_lock_path``) is held from before its directory is looked at until
+    the run ends; a second writer gets ``RunLocked`` (one line with the holder's PID, exit code 2) and touches
+    nothing. An existing run directory is never deleted: a finished run (``DONE``) is skipped (``force``: moved
+    aside to ``OUT/old/`` and started again); a run that failed for good (``FAILED``) raises RunFailed again
+    unless ``force``; an unfinished one continues from its last checkpoint if ``resume`` and its config (but for
+    NON_RESULT_KEYS) is unchanged, and is moved aside with a one-line notice otherwise. A checkpoint written by
+    other code (``provenance.code_identity``) is refused unless ``allow_code_change``, which records the change
+    in meta.json."""
     check_output_dir(out_dir)
     task, cls, preset, cfg, env, ds = prepare(spec)
+    lock = lock_run(out_dir, spec.run_id)
+    try:
+        return _run_locked(spec, out_dir, progress, resume, force, allow_code_change,
+                           (task, cls, preset, cfg, env, ds))
+    finally:
+        lock.release()
+
+
+def _run_locked(spec: RunSpec, out_dir: str, progress: bool, resume: bool, force: bool, allow_code_change: bool,
+                prepared: tuple) -> str:
+    task, cls, preset, cfg, env, ds = prepared
     run_dir = os.path.join(out_dir, "runs", spec.run_id)
     done, failed = (os.path.join(run_dir, n) for n in ("DONE", "FAILED"))
     if os.path.isfile(done) and not force:
@@ -382,7 +418,7 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True,
               "dataset_rows": len(ds), "dataset_sha256": ds.checksum(), "gamma": gamma,
               "warnings": budget_warnings}
 
-    state = None
+    state, code_changes = None, []
     if os.path.isdir(run_dir):
         if force:
             why = "finished" if os.path.isfile(done) else "failed" if os.path.isfile(failed) else "unfinished"
@@ -393,6 +429,8 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True,
             state, why = _read_checkpoint(run_dir, config)
             if state is None:
                 why = f"unfinished but cannot be resumed: {why}"
+            else:
+                code_changes = _code_change(spec.run_id, state, allow_code_change)
         if state is None:
             dest = keep_aside(run_dir)
             print(f"{spec.run_id}: {why}: kept aside in {dest}; starting it again", file=sys.stderr, flush=True)
@@ -404,12 +442,29 @@ def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True,
         raise UserError(f"cannot write results to '{out_dir}': {e.strerror}") from None
     try:
         return _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, progress,
-                        (diag_obs, diag_act, diag_mc))
+                        (diag_obs, diag_act, diag_mc), code_changes)
     except _RestoreFailed as e:  # the checkpoint read but does not fit this run: start again from scratch
         dest = keep_aside(run_dir)
         print(f"{spec.run_id}: unfinished but cannot be resumed: {e}: kept aside in {dest}; starting it again",
               file=sys.stderr, flush=True)
-        return run(spec, out_dir, progress=progress, resume=False, force=False)
+        return _run_locked(spec, out_dir, progress, False, False, allow_code_change, prepared)
+
+
+def _code_change(run_id: str, state: dict, allow: bool) -> list[dict]:
+    """[] when the checkpoint was written by this code; else the change to record (``allow``) or UserError."""
+    code = code_identity()
+    old = state.get("code")
+    if (old or {}).get("code_hash") == code["code_hash"]:
+        return []
+    change = describe_change(old, code)
+    at = int(state["offline_step"]) if state["stage"] == "offline" else \
+        int(state["offline_step"]) + int(state["online"]["env_step"])
+    if not allow:
+        raise UserError(f"{run_id}: its checkpoint (step {at}) was written by other code ({change}): "
+                        "--allow-code-change resumes it and records the change, --force starts it again")
+    print(f"{run_id}: resuming across a code change ({change}), recorded in meta.json", file=sys.stderr, flush=True)
+    return [{"at_step": at, "change": change, "from": old, "to": code,
+             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]
 
 
 class _RestoreFailed(Exception):
@@ -436,7 +491,8 @@ def _restore(state: dict, algo, buffer: ReplayBuffer, env, ckpt_dir: str, eval_e
     return (int(state["offline_step"]), ep, *online, chunks, float(state["elapsed_s"]))
 
 
-def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, progress, diag) -> str:
+def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, progress, diag,
+             code_changes: list[dict]) -> str:
     diag_obs, diag_act, diag_mc = diag
     ckpt_dir = os.path.join(run_dir, checkpoint.CKPT_DIR)
     # the loop's position: phase, offline steps done, online counters, the episode in progress
@@ -447,7 +503,8 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
         try:
             g0, ep, env_step, next_eval, last_eval, chunks, elapsed0 = _restore(state, algo, buffer, env, ckpt_dir,
                                                                                 spec.eval_every)
-            writer = RunWriter(run_dir, config, resume=state["rows"])
+            writer = RunWriter(run_dir, config, resume=state["rows"],
+                               meta_extra={"code_changes": code_changes} if code_changes else None)
         except Exception as e:
             raise _RestoreFailed(f"its checkpoint does not fit ({type(e).__name__}: {e})") from e
         stage = state["stage"]
@@ -485,7 +542,8 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
             chunks.append(k)
         st = {"format": checkpoint.FORMAT, "run_id": spec.run_id, "stage": stage, "offline_step": g,
               "algo": algo.state_dict(), "buffer": buf_state, "chunks": list(chunks),
-              "rng": checkpoint.rng_state(), "rows": writer.rows(), "elapsed_s": time.perf_counter() - t0}
+              "rng": checkpoint.rng_state(), "rows": writer.rows(), "elapsed_s": time.perf_counter() - t0,
+              "code": code_identity()}
         if stage == "online":
             st["online"] = {"env_step": env_step, "next_eval": next_eval, "last_eval": last_eval}
             st["episode"] = {"obs": checkpoint.encode(np.asarray(ep.obs)), "ret": ep.ret, "last_ret": ep.last_ret}

@@ -36,7 +36,7 @@ import time
 
 from algorithms.base import UserError
 from benchmarks import checkpoint
-from benchmarks.harness import PROGRESS_EVERY_S, RunSpec, keep_aside
+from benchmarks.harness import PROGRESS_EVERY_S, SKIPPED, RunLocked, RunSpec, keep_aside, lock_run
 
 SCRATCH_PREFIX = "awac-bench-ray-"  # a task's directory: <TMPDIR>/awac-bench-ray-<pid>-XXXX
 POLL_S = 0.25                      # seconds between a task's looks for a new checkpoint
@@ -180,13 +180,34 @@ def connect() -> tuple[bool, int]:
     return started, max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def run_tasks(dicts: list[dict], out_dir: str, force: bool, record, max_retries: int) -> None:
+def run_tasks(dicts: list[dict], out_dir: str, force: bool, record, max_retries: int,
+              allow_code_change: bool = False) -> None:
     """One Ray task per run dict; ``record((run_id, seconds, error or None))`` once each run's directory is in
-    ``out_dir``. A task whose worker died is retried by Ray up to ``max_retries`` times and resumes."""
+    ``out_dir``. A task whose worker died is retried by Ray up to ``max_retries`` times and resumes.
+
+    The driver holds each run's lock (``harness.run_lock_path`` in ``out_dir``) from before its task is submitted
+    until its finished directory is written: the workers write only in directories of their own."""
+    out_dir = os.path.abspath(out_dir)
+    locks = {}
+    for d in list(dicts):
+        rid = RunSpec(**d).run_id
+        try:
+            locks[rid] = lock_run(out_dir, rid)
+        except RunLocked as e:
+            dicts.remove(d)
+            record((rid, 0.0, f"{SKIPPED}{e}"))
+    try:
+        _run_tasks_locked(dicts, out_dir, force, record, max_retries, allow_code_change, locks)
+    finally:
+        for lock in locks.values():
+            lock.release()
+
+
+def _run_tasks_locked(dicts: list[dict], out_dir: str, force: bool, record, max_retries: int,
+                      allow_code_change: bool, locks: dict) -> None:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    out_dir = os.path.abspath(out_dir)
     if force:  # --force: old directories go aside here, so that every attempt of a task is a plain resume
         for d in dicts:
             rid = RunSpec(**d).run_id
@@ -205,7 +226,7 @@ def run_tasks(dicts: list[dict], out_dir: str, force: bool, record, max_retries:
     for d in dicts:
         gpus = float(os.environ.get(GPUS_ENV, "1")) if str(d.get("device", "cpu")).startswith("cuda") else 0
         ref = task.options(num_cpus=int(d.get("threads", 1)), num_gpus=gpus, max_retries=max_retries,
-                           retry_exceptions=False).remote(d, store)
+                           retry_exceptions=False).remote(d, store, allow_code_change)
         refs[ref] = RunSpec(**d).run_id
     pending = list(refs)
     try:
@@ -219,6 +240,8 @@ def run_tasks(dicts: list[dict], out_dir: str, force: bool, record, max_retries:
                 lines = str(e).strip().splitlines()
                 record((rid, 0.0, f"Ray task failed ({type(e).__name__}: {lines[-1] if lines else ''})"))
                 continue
+            finally:
+                locks.pop(rid).release()
             record((rid, secs, err))
     finally:
         ray.kill(store)
@@ -321,12 +344,12 @@ class _Mirror:
                 self.sent, self.sent_state = {}, None
 
 
-def _task(spec_dict: dict, store) -> tuple[str, float, str | None, dict]:
-    """One run in a directory of this node's own, from the driver's copy; returns _run_one's result and the
+def _task(spec_dict: dict, store, allow_code_change: bool = False) -> tuple[str, float, str | None, dict]:
+    """One run in a directory of this node's own, from the driver's copy; returns run_one's result and the
     finished run directory as a snapshot."""
     import ray
 
-    from benchmarks.sweep import _run_one
+    from benchmarks.sweep import run_one
 
     run_id = RunSpec(**spec_dict).run_id
     _clean_stale_scratch()
@@ -336,7 +359,7 @@ def _task(spec_dict: dict, store) -> tuple[str, float, str | None, dict]:
         mirror = _Mirror(root, run_id, store)
         mirror.start()
         try:
-            result = _run_one(spec_dict, root, False)
+            result = run_one(spec_dict, root, False, allow_code_change)
         finally:
             mirror.stop()
         got = mirror.snapshot(final=True)

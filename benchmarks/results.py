@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 import os
 import platform
 import socket
-import subprocess
 from typing import Any
+
+from benchmarks import files
+from benchmarks.provenance import code_identity
 
 # The results contract, written once: every column of evals.csv and train.csv in file order, with its kind.
 # "str", "int": a value on every row; "float": a number on every row; "float?": a number or empty (NaN).
@@ -52,105 +55,82 @@ def _fmt(v: Any) -> Any:
 class RunWriter:
     """Writes one run's files. A new run needs a directory that does not exist yet (the harness moves an old one
     aside, it never deletes one); ``resume`` continues a run from a checkpoint's ``rows`` record, truncating
-    evals.csv and train.csv to what had been written when that checkpoint was taken."""
+    evals.csv and train.csv to what had been written when that checkpoint was taken.
 
-    def __init__(self, run_dir: str, config: dict[str, Any], resume: dict[str, int] | None = None):
+    Rows are appended whole or not at all (``files.AppendFile``): a write that fails (a full disk) raises
+    ``files.WriteError`` and leaves every earlier row intact."""
+
+    def __init__(self, run_dir: str, config: dict[str, Any], resume: dict[str, int] | None = None,
+                 meta_extra: dict[str, Any] | None = None):
         self.run_dir = run_dir
         evals, train = (os.path.join(run_dir, n) for n in ("evals.csv", "train.csv"))
         if resume is None:
             os.makedirs(run_dir)  # FileExistsError if it exists: never write over an earlier run
-            _write_json(os.path.join(run_dir, "config.json"), config)
-            self.meta = run_metadata(config.get("device", "cpu"))
+            files.atomic_write_json(os.path.join(run_dir, "config.json"), config)
+            self.meta = {**run_metadata(config.get("device", "cpu")), **(meta_extra or {})}
             self._write_meta()
-            self._evals = open(evals, "w", newline="")
-            self._train = open(train, "w", newline="")
+            self._evals = files.AppendFile(evals, create=True)
+            self._train = files.AppendFile(train, create=True)
             self.n_evals = self.n_train = 0
+            self._evals.append(_csv_bytes([list(EVAL_COLUMNS)]))
+            self._train.append(_csv_bytes([list(TRAIN_COLUMNS)]))
         else:
             for path, key in ((evals, "evals_bytes"), (train, "train_bytes")):
                 if os.path.getsize(path) < resume[key]:
                     raise ValueError(f"{os.path.basename(path)} is shorter than its checkpoint recorded")
-                os.truncate(path, resume[key])  # drop rows written after the checkpoint
             with open(os.path.join(run_dir, "meta.json")) as f:
                 self.meta = json.load(f)
             now = run_metadata(config.get("device", "cpu"))
             self.meta.setdefault("resumed", []).append(
-                {k: now[k] for k in ("started", "host", "git_commit", "device")})
+                {k: now[k] for k in ("started", "host", "git_commit", "code_hash", "device")})
+            for k, v in (meta_extra or {}).items():  # e.g. a code change allowed at this resume
+                self.meta.setdefault(k, []).extend(v)
             self._write_meta()
-            self._evals = open(evals, "a", newline="")
-            self._train = open(train, "a", newline="")
+            # drop rows written after the checkpoint
+            self._evals = files.AppendFile(evals, truncate_to=resume["evals_bytes"])
+            self._train = files.AppendFile(train, truncate_to=resume["train_bytes"])
             self.n_evals, self.n_train = int(resume["evals_rows"]), int(resume["train_rows"])
-        self._ew = csv.writer(self._evals)
-        self._tw = csv.writer(self._train)
-        if resume is None:
-            self._ew.writerow(EVAL_COLUMNS)
-            self._tw.writerow(TRAIN_COLUMNS)
-        self._flush()
 
     def eval_row(self, row: dict[str, Any]) -> None:
-        self._ew.writerow([_fmt(row.get(c)) for c in EVAL_COLUMNS])
+        self._evals.append(_csv_bytes([[_fmt(row.get(c)) for c in EVAL_COLUMNS]]))
         self.n_evals += 1
-        self._flush()
 
     def train_rows(self, run_id: str, grad_step: int, phase: str, metrics: dict[str, float]) -> None:
-        for k, v in metrics.items():
-            self._tw.writerow([run_id, grad_step, phase, k, _fmt(float(v))])
+        self._train.append(_csv_bytes([[run_id, grad_step, phase, k, _fmt(float(v))] for k, v in metrics.items()]))
         self.n_train += len(metrics)
 
     def rows(self) -> dict[str, int]:
-        """Rows and bytes on disk now (flushed and fsync'd), for a checkpoint to record."""
-        self._flush()
+        """Rows and bytes on disk now (fsync'd), for a checkpoint to record."""
         for fh in (self._evals, self._train):
-            os.fsync(fh.fileno())
+            fh.sync()
         return {"evals_rows": self.n_evals, "train_rows": self.n_train,
-                "evals_bytes": os.fstat(self._evals.fileno()).st_size,
-                "train_bytes": os.fstat(self._train.fileno()).st_size}
+                "evals_bytes": self._evals.size, "train_bytes": self._train.size}
 
     def finish(self, extra_meta: dict[str, Any] | None = None) -> None:
+        self.rows()  # every row on disk before DONE says so
         self.meta["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self.meta.update(extra_meta or {})
         self._write_meta()
         self.close()
-        with open(os.path.join(self.run_dir, "DONE"), "w") as f:
-            f.write("ok\n")
+        files.atomic_write_text(os.path.join(self.run_dir, "DONE"), "ok\n")
 
     def fail(self, reason: str) -> None:
         """Stop the run for good: its reason, one line, in FAILED (the rows so far stay)."""
         self.close()
-        with open(os.path.join(self.run_dir, "FAILED"), "w") as f:
-            f.write(reason.strip().replace("\n", " ") + "\n")
+        files.atomic_write_text(os.path.join(self.run_dir, "FAILED"), reason.strip().replace("\n", " ") + "\n")
 
     def close(self) -> None:
         for fh in (self._evals, self._train):
-            if not fh.closed:
-                fh.flush()
-                fh.close()
-
-    def _flush(self) -> None:
-        self._evals.flush()
-        self._train.flush()
+            fh.close()
 
     def _write_meta(self) -> None:
-        _write_json(os.path.join(self.run_dir, "meta.json"), self.meta)
+        files.atomic_write_json(os.path.join(self.run_dir, "meta.json"), self.meta)
 
 
-def _write_json(path: str, obj: Any) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
-
-
-def git_commit() -> str:
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
-        if out.returncode == 0:
-            return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
+def _csv_bytes(rows: list[list[Any]]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue().encode()
 
 
 def run_metadata(device: str) -> dict[str, Any]:
@@ -176,7 +156,8 @@ def run_metadata(device: str) -> dict[str, Any]:
         "numpy": numpy.__version__,
         "gymnasium": gymnasium.__version__,
         "mujoco": mj,
-        "git_commit": git_commit(),
+        "git_commit": code_identity()["commit"],
+        "code_hash": code_identity()["code_hash"],
         "device": dev,
         "torch_threads": torch.get_num_threads(),
     }

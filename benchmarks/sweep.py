@@ -36,15 +36,28 @@ import traceback
 from types import SimpleNamespace
 
 from algorithms.base import UserError
-from benchmarks.harness import RunFailed, RunSpec, check_output_dir, prepare, run
+from benchmarks import files, provenance
+from benchmarks.files import WriteError
+from benchmarks.harness import (
+    SKIPPED,
+    RunFailed,
+    RunLocked,
+    RunSpec,
+    check_output_dir,
+    prepare,
+    run,
+    run_lock_path,
+)
 from benchmarks.results import collect_sweep
 
 MAX_RETRIES = 2      # new attempts for a run whose worker process died
 POLL_S = 1.0         # seconds between progress-bar updates
 
 
-def _run_one(spec_dict: dict, out_dir: str, force: bool = False) -> tuple[str, float, str | None]:
-    """Worker entry point: returns (run_id, seconds, error or None)."""
+def run_one(spec_dict: dict, out_dir: str, force: bool = False,
+            allow_code_change: bool = False) -> tuple[str, float, str | None]:
+    """Worker entry point (local pool and Ray tasks): returns (run_id, seconds, error or None); an error that
+    starts with ``SKIPPED`` means another live process holds the run."""
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -52,11 +65,13 @@ def _run_one(spec_dict: dict, out_dir: str, force: bool = False) -> tuple[str, f
     spec = RunSpec(**spec_dict)
     t0 = time.perf_counter()
     try:
-        run(spec, out_dir, progress=False, resume=True, force=force)
+        run(spec, out_dir, progress=False, resume=True, force=force, allow_code_change=allow_code_change)
         return spec.run_id, time.perf_counter() - t0, None
     except RunFailed as e:
         return spec.run_id, time.perf_counter() - t0, e.reason
-    except UserError as e:
+    except RunLocked as e:
+        return spec.run_id, time.perf_counter() - t0, f"{SKIPPED}{e}"
+    except (UserError, WriteError) as e:
         return spec.run_id, time.perf_counter() - t0, str(e)
     except Exception:  # report and keep the sweep going
         return spec.run_id, time.perf_counter() - t0, traceback.format_exc(limit=3)
@@ -195,12 +210,35 @@ class _SweepBar:
         self.bar.close()
 
 
+def sweep_lock_path(out_dir: str) -> str:
+    return os.path.join(out_dir, "locks", "sweep.lock")
+
+
 def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str = "process",
-              fresh: bool = False, progress: bool = True) -> int:
-    """Run every spec; returns 0, or 1 if any run failed (the summary lists them). ``fresh``: --force."""
+              fresh: bool = False, progress: bool = True, allow_code_change: bool = False) -> int:
+    """Run every spec; returns 0, or 1 if any run failed (the summary lists them). ``fresh``: --force.
+
+    One sweep per folder: a second sweep on ``out_dir`` while one runs is refused (UserError with the holder's
+    PID) before it touches anything. Runs that another live process writes (an ``awac-bench run`` into the same
+    folder) are skipped and listed; ``awac-bench status`` shows them as running."""
     if workers < 1:
         raise UserError("--workers must be >= 1")
     check_output_dir(out_dir)
+    try:
+        lock = files.FileLock(sweep_lock_path(out_dir))
+    except files.Locked as e:
+        raise UserError(f"{out_dir} is being written by another sweep (PID {e.pid}): not started; "
+                        f"`awac-bench status {out_dir}` shows its progress") from None
+    except OSError as e:
+        raise UserError(f"cannot write results to '{out_dir}': {e.strerror}") from None
+    try:
+        return _sweep_locked(specs, out_dir, workers, backend, fresh, progress, allow_code_change)
+    finally:
+        lock.release()
+
+
+def _sweep_locked(specs: list[RunSpec], out_dir: str, workers: int, backend: str, fresh: bool, progress: bool,
+                  allow_code_change: bool) -> int:
     # validate every distinct (algo, task, config) before starting anything: bad input fails fast
     seen = set()
     for s in specs:
@@ -212,6 +250,12 @@ def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str
     states = {s.run_id: _state(out_dir, s.run_id) for s in specs}
     count = {k: sum(v == k for v in states.values()) for k in ("finished", "failed", "partial", "new")}
     todo = specs if fresh else [s for s in specs if states[s.run_id] in ("partial", "new")]
+    held = {s.run_id: files.lock_holder(run_lock_path(out_dir, s.run_id)) for s in todo}
+    skipped = [(rid, f"being written by another process (PID {pid})") for rid, pid in held.items() if pid is not None]
+    todo = [s for s in todo if held[s.run_id] is None]
+    for rid, why in skipped:
+        print(f"sweep: {rid} is {why}: skipped", file=sys.stderr)
+    late: list[tuple[str, str]] = []  # taken by another process between that look and the run's start
     ray_started = False
     if backend == "ray" and todo:
         from benchmarks import ray_backend
@@ -236,6 +280,11 @@ def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str
 
     def record(result):
         rid, secs, err = result
+        if err and err.startswith(SKIPPED):  # another process took the run after the look above
+            late.append((rid, err[len(SKIPPED):]))
+            bar.write(f"skipped {rid}: {err[len(SKIPPED):]}")
+            bar.run_ended(rid, False)
+            return
         if err:
             failures.append((rid, err))
             bar.write(f"FAILED {rid}: {err.strip().splitlines()[-1]}")
@@ -244,12 +293,12 @@ def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str
     dicts = [dataclasses.asdict(s) for s in todo]
     try:
         if backend == "ray":
-            _run_ray(dicts, out_dir, fresh, record)
+            _run_ray(dicts, out_dir, fresh, record, allow_code_change)
         elif workers == 1:
             for d in dicts:
-                record(_run_one(d, out_dir, fresh))
+                record(run_one(d, out_dir, fresh, allow_code_change))
         else:
-            _run_pool(dicts, out_dir, workers, fresh, record)
+            _run_pool(dicts, out_dir, workers, fresh, record, allow_code_change)
     finally:
         bar.close()
         if ray_started:
@@ -257,14 +306,16 @@ def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str
 
             ray.shutdown()
     path = collect_sweep(out_dir)
-    print(f"sweep: {len(todo) - len(failures)}/{len(todo)} runs finished in {time.perf_counter() - t0:.0f}s; "
-          f"table: {path}", file=sys.stderr)
+    print(f"sweep: {len(todo) - len(failures) - len(late)}/{len(todo)} runs finished in "
+          f"{time.perf_counter() - t0:.0f}s; table: {path}", file=sys.stderr)
     for rid, err in failures:
         print(f"  failed: {rid}: {err.strip().splitlines()[-1]}", file=sys.stderr)
+    for rid, why in skipped + late:
+        print(f"  skipped: {rid}: {why}", file=sys.stderr)
     return 1 if failures else 0
 
 
-def _run_pool(dicts: list[dict], out_dir: str, workers: int, force: bool, record) -> None:
+def _run_pool(dicts: list[dict], out_dir: str, workers: int, force: bool, record, allow_code_change: bool) -> None:
     """Local worker processes; the runs of a pool that broke (a worker died) go to a new pool and resume."""
     ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools
     attempts: dict[str, int] = {}
@@ -272,7 +323,8 @@ def _run_pool(dicts: list[dict], out_dir: str, workers: int, force: bool, record
     while pending:
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             # --force applies to a run's first attempt only: a retry continues that attempt
-            futures = {pool.submit(_run_one, d, out_dir, force and not attempts.get(RunSpec(**d).run_id)): d
+            futures = {pool.submit(run_one, d, out_dir, force and not attempts.get(RunSpec(**d).run_id),
+                                   allow_code_change): d
                        for d in pending}
             pending = []
             for fut in cf.as_completed(futures):
@@ -288,11 +340,12 @@ def _run_pool(dicts: list[dict], out_dir: str, workers: int, force: bool, record
                         pending.append(d)  # continues from its checkpoint
 
 
-def _run_ray(dicts: list[dict], out_dir: str, force: bool, record) -> None:
+def _run_ray(dicts: list[dict], out_dir: str, force: bool, record, allow_code_change: bool) -> None:
     """One Ray task per run, no shared filesystem (benchmarks/ray_backend.py has the storage model)."""
     from benchmarks import ray_backend
 
-    ray_backend.run_tasks(dicts, out_dir, force, record, max_retries=MAX_RETRIES)
+    ray_backend.run_tasks(dicts, out_dir, force, record, max_retries=MAX_RETRIES,
+                          allow_code_change=allow_code_change)
 
 
 # -- awac-bench status ------------------------------------------------------------------------------------
@@ -342,6 +395,11 @@ def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
             groups["finished"].append(rid)
         elif state == "failed":
             groups["failed"].append(f"{rid}: {_failed_reason(out_dir, rid)}")
+        elif (pid := files.lock_holder(run_lock_path(out_dir, rid))) is not None:  # a live writer holds it
+            p = progress[rid] or {}
+            total = p.get("steps_total") or planned[rid]
+            pct = f"{p.get('steps_done', 0)}/{total} steps" if total else "starting"
+            groups["running"].append(f"{rid}: {pct} (PID {pid})")
         elif state == "new":
             groups["remaining"].append(rid)
         else:
@@ -374,4 +432,9 @@ def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
                          "runs, else so far)")
     for k in ("running", "interrupted", "failed", "remaining"):
         lines += [f"  {k:11s} {item}" for item in groups[k]]
+    dirs = [os.path.join(runs_dir, rid) for rid in planned if os.path.isdir(os.path.join(runs_dir, rid))]
+    if dirs:
+        summary = provenance.summarize(dirs)
+        lines.append("  provenance" + (" (WARNING: mixed)" if provenance.has_warning(summary) else ""))
+        lines += [f"    {line[2:] if line.startswith('- ') else line}" for line in provenance.provenance_lines(summary)]
     return lines

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from algorithms.base import UserError
-from benchmarks import expert, priordata
+from benchmarks import expert, files, priordata
 from benchmarks.expert import ExpertSpec, load_expert, train_expert
 
 
@@ -97,9 +97,9 @@ def test_until_stops_at_the_first_evaluation_at_the_bar(tmp_path):
 
 def test_a_second_trainer_of_the_same_directory_is_refused(tmp_path):
     wd = str(tmp_path / "w")
-    held = expert.DirLock(wd, "expert training Hopper-v5 (seed 0)")
+    held = files.FileLock(os.path.join(wd, "LOCK"))
     try:
-        with pytest.raises(UserError, match=rf"in use by another process \(PID {os.getpid()}\)"):
+        with pytest.raises(UserError, match=rf"being written by another process \(PID {os.getpid()}\)"):
             train_expert(_spec(), out=str(tmp_path / "e.pt"), workdir=wd, progress=False)
     finally:
         held.release()

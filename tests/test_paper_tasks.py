@@ -7,7 +7,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from benchmarks import priordata
 from benchmarks.tasks import DOOR_HINGE_INDEX, TASKS, door_relabel, get_task
