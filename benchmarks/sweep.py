@@ -315,7 +315,8 @@ def _sweep_locked(specs: list[RunSpec], out_dir: str, workers: int, backend: str
     return 1 if failures else 0
 
 
-def _run_pool(dicts: list[dict], out_dir: str, workers: int, force: bool, record, allow_code_change: bool) -> None:
+def _run_pool(dicts: list[dict], out_dir: str, workers: int, force: bool, record,
+              allow_code_change: bool = False) -> None:
     """Local worker processes; the runs of a pool that broke (a worker died) go to a new pool and resume."""
     ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools
     attempts: dict[str, int] = {}
@@ -324,7 +325,7 @@ def _run_pool(dicts: list[dict], out_dir: str, workers: int, force: bool, record
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             # --force applies to a run's first attempt only: a retry continues that attempt
             futures = {pool.submit(run_one, d, out_dir, force and not attempts.get(RunSpec(**d).run_id),
-                                   allow_code_change): d
+                                   allow_code_change=allow_code_change): d
                        for d in pending}
             pending = []
             for fut in cf.as_completed(futures):

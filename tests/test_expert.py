@@ -126,3 +126,18 @@ def test_committed_experts_state_their_training():
             info = json.loads(torch.load(os.path.join(expert.EXPERT_DIR, name), weights_only=True)["info"])
             assert info["command"].startswith("awac-bench data expert") and info["steps_done"] > 0, name
             assert np.isfinite(info["eval_return_mean"]), name
+
+
+def test_resume_across_a_code_change_is_refused_unless_allowed(tmp_path, monkeypatch):
+    wd = str(tmp_path / "w")
+    _interrupt_after_checkpoints(monkeypatch, 1)
+    with pytest.raises(_Interrupt):
+        train_expert(_spec(), out=str(tmp_path / "e.pt"), workdir=wd, progress=False)
+    monkeypatch.undo()
+    other = {"commit": "0" * 40, "code_hash": "f" * 64}
+    monkeypatch.setattr(expert, "code_identity", lambda: other)
+    with pytest.raises(UserError, match="checkpointed by other code.*--allow-code-change"):
+        train_expert(_spec(), out=str(tmp_path / "e.pt"), workdir=wd, progress=False)
+    info = train_expert(_spec(), out=str(tmp_path / "e.pt"), workdir=wd, progress=False, allow_code_change=True)
+    (change,) = info["code_changes"]
+    assert change["at_step"] == 300 and change["to"] == other and info["code"] == other

@@ -325,7 +325,7 @@ def test_runs_of_a_pool_whose_worker_died_continue_in_a_new_pool(monkeypatch):
         def __exit__(self, *exc):
             return False
 
-        def submit(self, fn, d, out, force):
+        def submit(self, fn, d, out, force, **kw):
             calls.append((self.k, d["seed"], force))
             fut = cf.Future()
             if (d["seed"] == 1 and self.k == 1) or d["seed"] == 2:
