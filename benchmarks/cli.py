@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workdir", help="training directory with its checkpoints (default: runs/experts/<env>-s<seed>)")
     e.add_argument("--allow-code-change", action="store_true",
                    help="resume a checkpoint written by other code (the change is recorded in the expert file)")
+    e.add_argument("--warm-start", metavar="FILE",
+                   help="continue another machine's training from its portable.pt (networks, no buffer; recorded)")
+    e.add_argument("--export-portable", metavar="FILE",
+                   help="write the portable state of the training's latest checkpoint to FILE and exit")
     e.add_argument("--out", help="output file (default: benchmarks/datasets/experts/<env>-sac.pt)")
     e.add_argument("--no-progress", action="store_true")
     q = dsub.add_parser("quality", help="BC (2), the AWAC paper's prior-data quality: BC trained on the whole prior "
@@ -233,8 +237,15 @@ def cmd_data(a) -> int:
 
         spec = ExpertSpec(a.env, a.steps, a.random_steps, a.seed, a.until, a.eval_every,
                           checkpoint_every_min=a.checkpoint_every_min)
+        if a.export_portable:
+            from benchmarks.expert import default_workdir, export_portable
+
+            p = export_portable(a.workdir or default_workdir(spec), a.export_portable)
+            print(f"wrote {a.export_portable}: step {p['t']}, last evaluation "
+                  f"{p['curve'][-1]['eval_return_mean'] if p['curve'] else float('nan'):.0f}")
+            return 0
         info = train_expert(spec, a.out, a.workdir, progress=not a.no_progress,
-                            allow_code_change=a.allow_code_change)
+                            allow_code_change=a.allow_code_change, warm_start=a.warm_start)
         print(expert_summary_line(info))
         return 0
     if a.data_cmd == "quality":

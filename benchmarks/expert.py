@@ -22,6 +22,13 @@ lock the OS releases when the process dies).
 The expert file (weights of the actor only, loaded with ``weights_only=True``) is written when the training
 ends, with its command, steps, curve, return and wall time; ``partial.pt`` in the directory is the latest
 actor at every evaluation.
+
+Across machines. The replay buffer (up to 1M rows, ~170 MB) is not something to commit, so a training that
+outlives a machine continues from ``portable.pt`` (written with every checkpoint: SAC's networks, optimisers
+and temperature, the step count, the curve; ~3 MB): ``--warm-start FILE`` on a new machine starts a new
+directory at that step with an empty buffer, collects ``REFILL_STEPS`` steps with the policy before its next
+update, and records the warm start (step, file) in the expert file. That is not the uninterrupted training:
+the expert's summary says so.
 """
 
 from __future__ import annotations
@@ -50,6 +57,11 @@ WORK_ROOT = os.path.join("runs", "experts")
 # issue "Room to learn online" sets them; Hopper is not a paper task (its bar: the same issue's 3,000).
 BARS = {"HalfCheetah-v5": 9_000.0, "Walker2d-v5": 4_500.0, "Ant-v5": 4_500.0, "Hopper-v5": 3_000.0}
 PAPER_EXPERT_RETURN = {"HalfCheetah-v5": 9_962.0, "Walker2d-v5": 5_062.0, "Ant-v5": 5_207.0}
+
+PORTABLE_FORMAT = 1
+# a warm start (``--warm-start``) collects this many steps with its policy into its new, empty buffer before
+# its first update, so that SAC's first batches are not 256 draws from a few hundred rows
+REFILL_STEPS = 10_000
 
 # settings that change the numbers: a resume with any of them different is refused
 FIXED = ("env_id", "seed", "random_steps", "buffer", "eval_every", "eval_episodes", "sac")
@@ -128,7 +140,7 @@ def _config(spec: ExpertSpec, sac) -> dict:
     return {"env_id": spec.env_id, "seed": spec.seed, "random_steps": spec.random_steps, "buffer": spec.buffer,
             "eval_every": spec.eval_every, "eval_episodes": spec.eval_episodes,
             "sac": json.loads(json.dumps(sac.cfg.to_dict(), default=list)),
-            "algorithm": "sacfd (algorithms/sac.py, default config)", "torch": torch.__version__}
+            "algorithm": "sacfd (algorithms/sac.py, default config)", "torch": str(torch.__version__)}
 
 
 def _save_actor(path: str, sac, info: dict) -> None:
@@ -139,7 +151,7 @@ def _save_actor(path: str, sac, info: dict) -> None:
 
 
 def train_expert(spec: ExpertSpec, out: str | None = None, workdir: str | None = None,
-                 progress: bool = True, allow_code_change: bool = False) -> dict:
+                 progress: bool = True, allow_code_change: bool = False, warm_start: str | None = None) -> dict:
     """Train (or continue training) an expert; returns its summary (also stored in the expert file)."""
     from benchmarks.tasks import Task
 
@@ -156,12 +168,14 @@ def train_expert(spec: ExpertSpec, out: str | None = None, workdir: str | None =
         raise UserError(f"expert training {spec.env_id} (seed {spec.seed}) in {workdir} is being written by "
                         f"another process (PID {e.pid}): not started") from None
     try:
-        return _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, allow_code_change)
+        return _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, allow_code_change,
+                      warm_start)
     finally:
         lock.release()
 
 
-def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, allow_code_change) -> dict:
+def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, allow_code_change,
+           warm_start) -> dict:
     from benchmarks.buffer import ReplayBuffer
     from benchmarks.generate import RandomPolicy
     from benchmarks.harness import Episode, collect, evaluate, seed_everything
@@ -197,14 +211,8 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, 
             except Exception as e:
                 raise UserError(f"{path} cannot be read ({type(e).__name__}); move {workdir} aside to start "
                                 "again") from None
-            code = code_identity()
-            if (state.get("code") or {}).get("code_hash") != code["code_hash"]:
-                change = describe_change(state.get("code"), code)
-                if not allow_code_change:
-                    raise UserError(f"expert training {spec.env_id} in {workdir} was checkpointed by other code "
-                                    f"({change}): resume with --allow-code-change to accept it (recorded)")
-                code_changes.append({"at_step": int(state["t"]), "change": change, "from": state.get("code"),
-                                     "to": code})
+            code_changes += _check_code(state, allow_code_change, f"expert training {spec.env_id} in {workdir}",
+                                        int(state["t"]))
 
     os.makedirs(ckpt_dir, exist_ok=True)
     if state is None:
@@ -214,7 +222,26 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, 
         env.action_space.seed(spec.seed)
         ep = Episode(env.reset(seed=spec.seed)[0])
         t, chunks, elapsed0, returns = 0, [], 0.0, []
+        refill_until, warm_starts = 0, []
+        if warm_start is not None:  # another machine's training: its networks, a new buffer (module doc)
+            ws = _load_portable(warm_start, config)
+            code_changes += _check_code(ws, allow_code_change, f"{warm_start}", int(ws["t"]))
+            sac.load_state_dict(ws["algo"])
+            t, elapsed0 = int(ws["t"]), float(ws["elapsed_s"])
+            returns = [float(x) for x in ws["returns"]]
+            code_changes = list(ws.get("code_changes", [])) + code_changes
+            with open(curve_path, "a") as f:
+                csv.writer(f).writerows([list(r.values()) for r in ws["curve"]])
+            seed_everything(spec.seed + t)  # new streams: the old ones went with the other machine
+            env.action_space.seed(spec.seed + t)
+            ep = Episode(env.reset(seed=spec.seed + t)[0])
+            refill_until = t + REFILL_STEPS
+            warm_starts = list(ws.get("warm_starts", [])) + [
+                {"at_step": t, "file": os.path.basename(warm_start), "refill_steps": REFILL_STEPS}]
+            print(f"expert {spec.env_id}: warm start from {warm_start} at step {t}: a new replay buffer, "
+                  f"{REFILL_STEPS} steps of the policy before the next update", file=sys.stderr, flush=True)
     else:
+        refill_until, warm_starts = int(state.get("refill_until", 0)), list(state.get("warm_starts", []))
         sac.load_state_dict(state["algo"])
         for rows in state["_chunks"]:
             buf.apply_rows(rows)
@@ -255,8 +282,12 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, 
               "chunks": list(chunks), "rng": checkpoint.rng_state(), "env": checkpoint.env_state(env),
               "episode": {"obs": checkpoint.encode(np.asarray(ep.obs)), "ret": ep.ret, "last_ret": ep.last_ret},
               "returns": returns[-100:], "curve_bytes": os.path.getsize(curve_path), "code": code_identity(),
-              "code_changes": code_changes,
+              "code_changes": code_changes, "refill_until": refill_until, "warm_starts": warm_starts,
               "elapsed_s": time.perf_counter() - t0}
+        checkpoint.atomic_save({"format": PORTABLE_FORMAT, "t": t, "algo": st["algo"], "returns": st["returns"],
+                                "elapsed_s": st["elapsed_s"], "curve": _read_curve(curve_path), "config": config,
+                                "code": st["code"], "code_changes": code_changes, "warm_starts": warm_starts},
+                               os.path.join(workdir, "portable.pt"))
         checkpoint.atomic_save(st, os.path.join(ckpt_dir, checkpoint.STATE_FILE))
         since, last_ckpt = buf.added, time.monotonic()
         _progress(workdir, t, spec.steps, time.perf_counter() - t0, last_eval)
@@ -265,7 +296,7 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, 
     while t < spec.steps and not reached:
         policy = explore if t < spec.random_steps else sac
         returns += collect(env, policy, buf, ep, 1)
-        if t >= spec.random_steps:
+        if t >= spec.random_steps and t >= refill_until:
             sac.update(buf.sample(sac.batch_size("online")))
         t += 1
         if bar is not None:
@@ -299,7 +330,7 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, 
                "eval_episodes": spec.eval_episodes, "bar": target, "reached_bar": bool(reached),
                "paper_expert_return": PAPER_EXPERT_RETURN.get(spec.env_id),
                "wall_s": round(time.perf_counter() - t0, 1), "curve": curve, "code": code_identity(),
-               "code_changes": code_changes}
+               "code_changes": code_changes, "warm_starts": warm_starts}
     if not reached and target is not None:
         best = max(curve, key=lambda r: r["eval_return_mean"])
         summary["plateau"] = (f"below its bar {target:g} after {t} steps: last {last_eval['eval_return_mean']:.0f}, "
@@ -310,6 +341,56 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, 
         os.remove(os.path.join(ckpt_dir, p))
     _progress(workdir, t, spec.steps, summary["wall_s"], last_eval, done=True)
     return summary
+
+
+def _check_code(state: dict, allow: bool, what: str, at_step: int) -> list[dict]:
+    """[] when ``state`` was written by this code; the change to record when ``allow``; else UserError."""
+    code = code_identity()
+    if (state.get("code") or {}).get("code_hash") == code["code_hash"]:
+        return []
+    change = describe_change(state.get("code"), code)
+    if not allow:
+        raise UserError(f"{what} was checkpointed by other code ({change}): resume with --allow-code-change to "
+                        "accept it (recorded)")
+    return [{"at_step": at_step, "change": change, "from": state.get("code"), "to": code}]
+
+
+def _load_portable(path: str, config: dict) -> dict:
+    """A training's portable state (``portable.pt``: networks and optimisers, no buffer), checked against this
+    training's settings."""
+    if not os.path.isfile(path):
+        raise UserError(f"warm-start file not found: {path}")
+    try:
+        ws = checkpoint.load(path)
+        assert ws["format"] == PORTABLE_FORMAT
+    except Exception as e:
+        raise UserError(f"warm-start file {path} cannot be read ({type(e).__name__})") from None
+    diff = [k for k in FIXED if ws["config"].get(k) != config.get(k)]
+    if diff:
+        raise UserError(f"warm-start file {path} is of a training with other settings ({', '.join(diff)})")
+    return ws
+
+
+def export_portable(workdir: str, dest: str) -> dict:
+    """Write the portable state (``--warm-start``'s input) of the latest checkpoint in ``workdir`` to ``dest``;
+    for a directory whose training was checkpointed by a version without ``portable.pt``."""
+    path = os.path.join(workdir, checkpoint.CKPT_DIR, checkpoint.STATE_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"no checkpoint to export in {workdir}")
+    state = checkpoint.load(path)
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = json.load(f)
+    curve_path = os.path.join(workdir, "curve.csv")
+    with open(curve_path, "rb") as f:
+        text = f.read(int(state["curve_bytes"])).decode()
+    rows = list(csv.DictReader(text.splitlines()))
+    curve = [{k: (float(v) if "." in v or "e" in v or "nan" in v else int(v)) for k, v in r.items()} for r in rows]
+    portable = {"format": PORTABLE_FORMAT, "t": int(state["t"]), "algo": state["algo"], "returns": state["returns"],
+                "elapsed_s": float(state["elapsed_s"]), "curve": curve, "config": config, "code": state.get("code"),
+                "code_changes": state.get("code_changes", []), "warm_starts": state.get("warm_starts", [])}
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    checkpoint.atomic_save(portable, dest)
+    return portable
 
 
 def _progress(workdir: str, t: int, total: int, wall_s: float, last_eval: dict | None, done: bool = False) -> None:

@@ -141,3 +141,28 @@ def test_resume_across_a_code_change_is_refused_unless_allowed(tmp_path, monkeyp
     info = train_expert(_spec(), out=str(tmp_path / "e.pt"), workdir=wd, progress=False, allow_code_change=True)
     (change,) = info["code_changes"]
     assert change["at_step"] == 300 and change["to"] == other and info["code"] == other
+
+
+def test_a_warm_start_continues_another_machines_training_and_says_so(tmp_path, monkeypatch):
+    """The portable state (networks, no buffer) of a training stopped at step 600 starts a new directory at
+    step 600 with the old curve, refills its buffer before the next update, and the expert file records it."""
+    monkeypatch.setattr(expert, "REFILL_STEPS", 100)
+    _interrupt_after_checkpoints(monkeypatch, 2)
+    with pytest.raises(_Interrupt):
+        train_expert(_spec(), out=str(tmp_path / "a.pt"), workdir=str(tmp_path / "a"), progress=False)
+    monkeypatch.undo()
+    monkeypatch.setattr(expert, "REFILL_STEPS", 100)
+    port = torch.load(tmp_path / "a" / "portable.pt", weights_only=True)
+    exported = expert.export_portable(str(tmp_path / "a"), str(tmp_path / "exported.pt"))
+    assert port["t"] == exported["t"] == 600 and port["curve"] == exported["curve"]
+    assert all(torch.equal(port["algo"]["actor"][k], exported["algo"]["actor"][k]) for k in port["algo"]["actor"])
+    grads_before = port["algo"]["_grad_steps"]
+    info = train_expert(_spec(), out=str(tmp_path / "b.pt"), workdir=str(tmp_path / "b"), progress=False,
+                        warm_start=str(tmp_path / "exported.pt"))
+    assert [r["env_step"] for r in info["curve"]] == [300, 600, 900]
+    assert info["curve"][:2] == exported["curve"]
+    assert info["warm_starts"] == [{"at_step": 600, "file": "exported.pt", "refill_steps": 100}]
+    assert info["grad_steps"] == grads_before + 300 - 100  # no update while the new buffer refills
+    with pytest.raises(UserError, match="other settings"):
+        train_expert(_spec(random_steps=200), out=str(tmp_path / "c.pt"), workdir=str(tmp_path / "c"),
+                     warm_start=str(tmp_path / "exported.pt"))
