@@ -21,7 +21,7 @@ from analysis.load import Results, load_results
 from analysis.metrics import run_metrics
 from analysis.stats import CI_DESCRIPTION
 from analysis.style import algo_palette, display_name, order_algos
-from benchmarks.provenance import provenance_lines, summarize
+from benchmarks.provenance import provenance_lines, stale_datasets, summarize
 
 REFERENCE = "awac"
 WINDOW_FRACTION = 0.2
@@ -131,6 +131,18 @@ def _failed_section(runs: pd.DataFrame) -> list[str]:
              "in the tables as unfinished runs.", ""]
     lines += [f"- `{r}`: {reason}" for r, reason in zip(failed["run_id"], failed["failed"], strict=True)]
     return [*lines, ""]
+
+
+def _old_data_note(results: Results) -> list[str]:
+    """A header note when runs used prior data other than the suite's current reference generation."""
+    stale = stale_datasets(summarize(results.runs["path"].astype(str).tolist()))
+    if not stale:
+        return []
+    tasks_text = ", ".join(f"`{t}` (sha256 {', '.join(s[:12] for s in shas)})" for t, shas in sorted(stale.items()))
+    return ["> **Made with other data than today's.** The runs of " + tasks_text + " used prior data that is not "
+            "the suite's current reference generation of the task (benchmarks/datasets/MANIFEST.json): older data, "
+            "or data generated on another platform. Their numbers describe the data they ran on; docs/TASKS.md "
+            "(\"Data quality\") says how the data changed.", ""]
 
 
 def _data_section(results: Results, flagged: dict[str, list[str]] | None = None) -> list[str]:
@@ -264,6 +276,7 @@ def render_report(
         f"Generated from the stored results in `{results.root}` (no training). Regenerate with "
         f"`awac-bench plots {results.root}`.",
         "",
+        *_old_data_note(results),
         *_data_section(results, flagged),
         *_failed_section(results.runs),
         "## Offline → online",

@@ -156,3 +156,23 @@ def provenance_lines(summary: dict) -> list[str]:
 def has_warning(summary: dict) -> bool:
     return (len(summary["commits"]) > 1 or len(summary["code_hashes"]) > 1 or bool(summary["code_changes"])
             or any(len(g) > 1 for g in summary["datasets"].values()))
+
+
+def stale_datasets(summary: dict, manifest_path: str | None = None) -> dict[str, list[str]]:
+    """Tasks whose runs used data other than the suite's current reference generation (MANIFEST.json), with the
+    checksums they used: results of older data, or of data generated elsewhere."""
+    import json
+
+    path = manifest_path or os.path.join(ROOT, "benchmarks", "datasets", "MANIFEST.json")
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    stale = {}
+    for task, groups in summary["datasets"].items():
+        ref = (manifest.get(task) or {}).get("sha256")
+        old = sorted(sha for sha in groups if ref is not None and sha != ref)
+        if old:
+            stale[task] = old
+    return stale

@@ -284,3 +284,11 @@ def test_a_real_full_filesystem_at_the_first_checkpoint(tmp_path):
         assert os.path.isfile(os.path.join(run_dir, "DONE")) and len(evals(run_dir)) == 3
     finally:
         subprocess.run(["umount", mnt], capture_output=True)
+
+
+def test_runs_of_data_other_than_the_reference_generation_are_named(tmp_path):
+    summary = {"datasets": {"pen-binary": {"a" * 64: ["r1"], "b" * 64: ["r2"]}, "door-binary": {"c" * 64: ["r3"]},
+                            "custom-x": {"d" * 64: ["r4"]}}}
+    manifest = tmp_path / "MANIFEST.json"
+    manifest.write_text(json.dumps({"pen-binary": {"sha256": "a" * 64}, "door-binary": {"sha256": "c" * 64}}))
+    assert provenance.stale_datasets(summary, str(manifest)) == {"pen-binary": ["b" * 64]}
