@@ -57,6 +57,8 @@ class Results:
     runs: pd.DataFrame
     score_sources: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    # one row per online training episode (episodes.csv; empty for runs written before it existed)
+    episodes: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def algos(self) -> list[str]:
@@ -128,7 +130,17 @@ def load_results(results_dir: str | Path) -> Results:
     )
     for note in notes:
         warnings.warn(note, stacklevel=2)
-    return Results(root=root, evals=evals, train=train, runs=runs, score_sources=sources, notes=notes)
+    return Results(root=root, evals=evals, train=train, runs=runs, score_sources=sources, notes=notes,
+                   episodes=read_episodes(run_dirs))
+
+
+def read_episodes(run_dirs: list[Path]) -> pd.DataFrame:
+    """Every run's episodes.csv (one row per online training episode), where it has one."""
+    parts = [pd.read_csv(d / "episodes.csv") for d in run_dirs
+             if (d / "episodes.csv").is_file() and (d / "episodes.csv").stat().st_size > 0]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["run_id", "algo", "task", "seed", "env_step", "return", "length", "success"])
 
 
 def read_run_files(run_dir: Path, notes: list[str]) -> tuple[dict, pd.DataFrame, pd.DataFrame] | None:

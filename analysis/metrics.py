@@ -136,11 +136,21 @@ def transition_window(online_steps: int, eval_every: int, fraction: float = 0.2)
     return float(max(fraction * online_steps, eval_every))
 
 
+def regret(success) -> float:
+    """Mean failure over the online *training* episodes: the mean of 1 - success over every episode the learning
+    agent played online (as CORL and Cal-QL report it for the binary tasks); NaN where no episode has a success
+    value (tasks without a success notion, runs written before episodes.csv existed)."""
+    s = np.asarray(success, dtype=float)
+    s = s[np.isfinite(s)]
+    return float(np.mean(1.0 - s)) if s.size else float("nan")
+
+
 def run_metrics(
     evals: pd.DataFrame,
     runs: pd.DataFrame,
     window_fraction: float = 0.2,
     threshold_fraction: float = 0.8,
+    episodes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per run with every metric above, computed on the ``score`` column.
 
@@ -148,8 +158,10 @@ def run_metrics(
     algorithm's mean ``online_final`` on that task (scale-free, so it works for returns too).
     """
     rows = []
+    by_run = dict(tuple(episodes.groupby("run_id"))) if episodes is not None and len(episodes) else {}
     for run in runs.itertuples(index=False):
         ev = evals[evals["run_id"] == run.run_id]
+        eps = by_run.get(run.run_id)
         off = ev[ev["phase"] == "offline"]
         on = ev[ev["phase"] == "online"]
         x, y = on["env_step"].to_numpy(), on["score"].to_numpy()
@@ -165,6 +177,8 @@ def run_metrics(
                 "recovered": rec.recovered, "online_final": online_final(x, y),
                 "auc": normalized_auc(x, y, run.online_steps, start_score=start),
                 "online_steps": run.online_steps, "online_x": x, "online_y": y,
+                "regret": regret(eps["success"]) if eps is not None else float("nan"),
+                "train_episodes": len(eps) if eps is not None else 0,
             }
         )  # fmt: skip
     table = pd.DataFrame(rows)

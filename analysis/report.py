@@ -66,7 +66,7 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None) -> P
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # loader notes are listed in the report instead
         results = load_results(results_dir)
-    metrics = run_metrics(results.evals, results.runs, WINDOW_FRACTION, THRESHOLD_FRACTION)
+    metrics = run_metrics(results.evals, results.runs, WINDOW_FRACTION, THRESHOLD_FRACTION, results.episodes)
     palette = algo_palette(results.algos)
     estimates = tables.aggregate_estimates(metrics, results.score_sources)
     poi = tables.improvement_estimates(metrics, results.score_sources, REFERENCE)
@@ -245,6 +245,9 @@ def _metric_definitions(metrics: pd.DataFrame) -> list[str]:
         "- **steps to threshold**: environment steps until the score first reaches the task's threshold = "
         f"{THRESHOLD_FRACTION:.0%} of the best algorithm's mean online final on that task (0 = already "
         "there at the switch); median over seeds, (k/n) = seeds that reached it.",
+        "- **regret**: mean of 1 - success over the online *training* episodes (the sampled policy that collects "
+        "the data; `episodes.csv`), as CORL and Cal-QL report it; tasks with a success notion only (empty "
+        "elsewhere, and for runs written before training episodes were recorded).",
     ]
 
 

@@ -158,11 +158,20 @@ def metrics_markdown(metrics: pd.DataFrame) -> str:
                 "norm. AUC": _pm(g["auc"].mean(), g["auc"].std(), " ± "),
                 "steps to threshold": _steps_summary(g["steps_to_threshold"]),
                 "threshold": f"{g['threshold'].iloc[0]:.1f}" if g["threshold"].notna().any() else MISSING,
+                "regret": _regret_cell(g["regret"]) if "regret" in g else MISSING,
             }
         )  # fmt: skip
     if not rows:
         return "_no runs_\n"
     return to_markdown(pd.DataFrame(rows).set_index("Task"), "Task", list(rows[0])[1:]) + "\n"
+
+
+def _regret_cell(values: pd.Series) -> str:
+    v = values.to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return MISSING
+    return f"{v.mean():.2f}" if v.size == 1 else f"{v.mean():.2f} ± {v.std(ddof=1):.2f}"
 
 
 def bounded_metrics(metrics: pd.DataFrame, sources: dict[str, str]) -> pd.DataFrame:

@@ -113,26 +113,34 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class Episode:
-    """The online episode in progress: current observation, its return so far, the last finished one."""
+    """The online episode in progress: current observation, its return, length and steps at the goal so far
+    (``info["success"]``), and the last finished episode's return."""
 
     obs: np.ndarray
     ret: float = 0.0
     last_ret: float = float("nan")
+    steps: int = 0
+    goal_steps: int = 0
 
 
-def collect(env, algo, buffer: ReplayBuffer, ep: Episode, n: int) -> list[float]:
+def collect(env, algo, buffer: ReplayBuffer, ep: Episode, n: int, ended: list | None = None) -> list[float]:
     """Take ``n`` environment steps with the sampled policy (``algo.act``) into ``buffer`` (the online hot path);
-    returns the returns of the episodes that ended."""
+    returns the returns of the episodes that ended, and appends (return, length, steps at the goal) of each to
+    ``ended`` when given."""
     finished = []
     for _ in range(n):
         act = algo.act(ep.obs[None], deterministic=False)[0]
-        next_obs, rew, term, trunc, _ = env.step(act)
+        next_obs, rew, term, trunc, info = env.step(act)
         buffer.add(ep.obs, act, rew, next_obs, term, trunc and not term)
         ep.ret += float(rew)
+        ep.steps += 1
+        ep.goal_steps += int(bool(info.get("success", False)))
         ep.obs = next_obs
         if term or trunc:
+            if ended is not None:
+                ended.append((ep.ret, ep.steps, ep.goal_steps))
             ep.obs, _ = env.reset()
-            ep.last_ret, ep.ret = ep.ret, 0.0
+            ep.last_ret, ep.ret, ep.steps, ep.goal_steps = ep.ret, 0.0, 0, 0
             finished.append(ep.last_ret)
     return finished
 
@@ -289,7 +297,7 @@ def _read_checkpoint(run_dir: str, config: dict) -> tuple[dict | None, str | Non
         if state.get("format") != checkpoint.FORMAT or state.get("run_id") != config["run_id"]:
             return None, "its checkpoint has another format or run id"
         state["_chunks"] = [checkpoint.load(checkpoint.chunk_path(ckpt_dir, k)) for k in state["chunks"]]
-        for name in ("evals", "train"):
+        for name in ("evals", "train", "episodes"):
             if os.path.getsize(os.path.join(run_dir, f"{name}.csv")) < state["rows"][f"{name}_bytes"]:
                 return None, f"its {name}.csv is shorter than the checkpoint recorded"
     except Exception as e:  # unreadable, truncated, unpickling refused, ...
@@ -483,7 +491,8 @@ def _restore(state: dict, algo, buffer: ReplayBuffer, env, ckpt_dir: str, eval_e
     if state["stage"] == "online":
         checkpoint.set_env_state(env, state["env"])
         e = state["episode"]
-        ep = Episode(checkpoint.decode(e["obs"]), float(e["ret"]), float(e["last_ret"]))
+        ep = Episode(checkpoint.decode(e["obs"]), float(e["ret"]), float(e["last_ret"]), int(e.get("steps", 0)),
+                     int(e.get("goal_steps", 0)))
         online = tuple(int(state["online"][k]) for k in ("env_step", "next_eval", "last_eval"))
     chunks = list(state["chunks"])
     checkpoint.drop_chunks_after(ckpt_dir, max(chunks, default=0))
@@ -546,7 +555,8 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
               "code": code_identity()}
         if stage == "online":
             st["online"] = {"env_step": env_step, "next_eval": next_eval, "last_eval": last_eval}
-            st["episode"] = {"obs": checkpoint.encode(np.asarray(ep.obs)), "ret": ep.ret, "last_ret": ep.last_ret}
+            st["episode"] = {"obs": checkpoint.encode(np.asarray(ep.obs)), "ret": ep.ret, "last_ret": ep.last_ret,
+                             "steps": ep.steps, "goal_steps": ep.goal_steps}
             st["env"] = checkpoint.env_state(env)
         nbytes += checkpoint.atomic_save(st, os.path.join(ckpt_dir, checkpoint.STATE_FILE))
         ck["since"] = buffer.added
@@ -620,10 +630,16 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
         # ---- online phase ---------------------------------------------------------------------
         bs = algo.batch_size("online")
         n_collect, n_update = online_blocks(algo.online_rhythm(), spec.utd)
+        ended: list[tuple[float, int, int]] = []
         while env_step < spec.online_steps:
             n = min(n_collect, spec.online_steps - env_step)
-            collect(env, algo, buffer, ep, n)
+            collect(env, algo, buffer, ep, n, ended)
             env_step += n
+            if ended:  # the training episodes that ended in this block (regret: mean failure over them)
+                writer.episode_rows([{**base, "env_step": env_step, "return": r, "length": length,
+                                      "success": None if task.success_min_steps is None
+                                      else float(goal > task.success_min_steps)} for r, length, goal in ended])
+                ended.clear()
             if algo.learns_online:
                 algo.prepare_updates(buffer)
                 for _ in range(n_update):

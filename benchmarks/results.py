@@ -3,6 +3,7 @@
 A run directory holds:
   evals.csv   one row per evaluation (EVAL_COLUMNS)
   train.csv   long-format diagnostics: run_id, grad_step, phase, metric, value
+  episodes.csv  one row per online training episode (EPISODE_COLUMNS): return, length, success
   config.json the resolved run spec and algorithm config
   meta.json   versions, git commit, device, host, start/end time
   DONE        written last, when the run finished
@@ -35,6 +36,11 @@ EVAL_COLUMNS: dict[str, str] = {
     "success_rate": "float?", "success_final": "float?", "wall_s": "float?"}
 TRAIN_COLUMNS: dict[str, str] = {"run_id": "str", "grad_step": "int", "phase": "str", "metric": "str",
                                  "value": "float?"}
+# one row per online *training* episode (the sampled policy that collects data): what regret is computed from.
+# env_step: the online step count at the end of the collection block in which the episode ended; success: the
+# task's rule (DAPG's, hand tasks) or empty where the task has none.
+EPISODE_COLUMNS: dict[str, str] = {"run_id": "str", "algo": "str", "task": "str", "seed": "int", "env_step": "int",
+                                   "return": "float", "length": "int", "success": "float?"}
 
 
 def columns_of(columns: dict[str, str], kind: str) -> tuple[str, ...]:
@@ -63,7 +69,7 @@ class RunWriter:
     def __init__(self, run_dir: str, config: dict[str, Any], resume: dict[str, int] | None = None,
                  meta_extra: dict[str, Any] | None = None):
         self.run_dir = run_dir
-        evals, train = (os.path.join(run_dir, n) for n in ("evals.csv", "train.csv"))
+        evals, train, episodes = (os.path.join(run_dir, n) for n in ("evals.csv", "train.csv", "episodes.csv"))
         if resume is None:
             os.makedirs(run_dir)  # FileExistsError if it exists: never write over an earlier run
             files.atomic_write_json(os.path.join(run_dir, "config.json"), config)
@@ -71,11 +77,13 @@ class RunWriter:
             self._write_meta()
             self._evals = files.AppendFile(evals, create=True)
             self._train = files.AppendFile(train, create=True)
-            self.n_evals = self.n_train = 0
+            self._episodes = files.AppendFile(episodes, create=True)
+            self.n_evals = self.n_train = self.n_episodes = 0
             self._evals.append(_csv_bytes([list(EVAL_COLUMNS)]))
             self._train.append(_csv_bytes([list(TRAIN_COLUMNS)]))
+            self._episodes.append(_csv_bytes([list(EPISODE_COLUMNS)]))
         else:
-            for path, key in ((evals, "evals_bytes"), (train, "train_bytes")):
+            for path, key in ((evals, "evals_bytes"), (train, "train_bytes"), (episodes, "episodes_bytes")):
                 if os.path.getsize(path) < resume[key]:
                     raise ValueError(f"{os.path.basename(path)} is shorter than its checkpoint recorded")
             with open(os.path.join(run_dir, "meta.json")) as f:
@@ -89,7 +97,9 @@ class RunWriter:
             # drop rows written after the checkpoint
             self._evals = files.AppendFile(evals, truncate_to=resume["evals_bytes"])
             self._train = files.AppendFile(train, truncate_to=resume["train_bytes"])
+            self._episodes = files.AppendFile(episodes, truncate_to=resume["episodes_bytes"])
             self.n_evals, self.n_train = int(resume["evals_rows"]), int(resume["train_rows"])
+            self.n_episodes = int(resume["episodes_rows"])
 
     def eval_row(self, row: dict[str, Any]) -> None:
         self._evals.append(_csv_bytes([[_fmt(row.get(c)) for c in EVAL_COLUMNS]]))
@@ -99,12 +109,17 @@ class RunWriter:
         self._train.append(_csv_bytes([[run_id, grad_step, phase, k, _fmt(float(v))] for k, v in metrics.items()]))
         self.n_train += len(metrics)
 
+    def episode_rows(self, rows: list[dict[str, Any]]) -> None:
+        self._episodes.append(_csv_bytes([[_fmt(r.get(c)) for c in EPISODE_COLUMNS] for r in rows]))
+        self.n_episodes += len(rows)
+
     def rows(self) -> dict[str, int]:
         """Rows and bytes on disk now (fsync'd), for a checkpoint to record."""
-        for fh in (self._evals, self._train):
+        for fh in (self._evals, self._train, self._episodes):
             fh.sync()
-        return {"evals_rows": self.n_evals, "train_rows": self.n_train,
-                "evals_bytes": self._evals.size, "train_bytes": self._train.size}
+        return {"evals_rows": self.n_evals, "train_rows": self.n_train, "episodes_rows": self.n_episodes,
+                "evals_bytes": self._evals.size, "train_bytes": self._train.size,
+                "episodes_bytes": self._episodes.size}
 
     def finish(self, extra_meta: dict[str, Any] | None = None) -> None:
         self.rows()  # every row on disk before DONE says so
@@ -120,7 +135,7 @@ class RunWriter:
         files.atomic_write_text(os.path.join(self.run_dir, "FAILED"), reason.strip().replace("\n", " ") + "\n")
 
     def close(self) -> None:
-        for fh in (self._evals, self._train):
+        for fh in (self._evals, self._train, self._episodes):
             fh.close()
 
     def _write_meta(self) -> None:

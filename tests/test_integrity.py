@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -292,3 +293,30 @@ def test_runs_of_data_other_than_the_reference_generation_are_named(tmp_path):
     manifest = tmp_path / "MANIFEST.json"
     manifest.write_text(json.dumps({"pen-binary": {"sha256": "a" * 64}, "door-binary": {"sha256": "c" * 64}}))
     assert provenance.stale_datasets(summary, str(manifest)) == {"pen-binary": ["b" * 64]}
+
+
+# -- training episodes (regret) ---------------------------------------------------------------------------------
+def test_training_episodes_are_recorded_and_survive_a_resume(tmp_path, monkeypatch):
+    """episodes.csv: one row per online training episode (pen: 200 steps each), the same rows after a resume
+    from a checkpoint taken in the middle of an episode."""
+    s = spec(offline_steps=20, online_steps=450, eval_every=150, eval_every_offline=0, utd=0.1)
+    ref = run(s, str(tmp_path / "ref"), progress=False)
+    eps = pd.read_csv(os.path.join(ref, "episodes.csv"))
+    assert eps["length"].tolist() == [200, 200] and eps["env_step"].tolist() == [200, 400]
+    assert set(eps["success"]) <= {0.0, 1.0} and (eps["run_id"] == s.run_id).all()
+    out = str(tmp_path / "out")
+    _stop_after_checkpoint(monkeypatch, 3)  # the switch, then 150 and 300 online steps: mid-episode
+    with pytest.raises(_Stop):
+        run(s, out, progress=False)
+    monkeypatch.undo()
+    run(s, out, progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(os.path.join(out, "runs", s.run_id, "episodes.csv")), eps)
+
+
+def test_regret_known_answers():
+    from analysis.metrics import regret
+
+    assert regret([1.0, 0.0, 0.0, 1.0]) == 0.5
+    assert regret([0.0, 0.0, float("nan")]) == 1.0
+    assert regret([1.0]) == 0.0
+    assert np.isnan(regret([])) and np.isnan(regret([float("nan")]))

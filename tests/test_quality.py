@@ -126,3 +126,19 @@ def test_dapg_sampled_demonstrations_use_the_policys_own_gaussian():
     inside = np.abs(mean[0]) < 0.5  # dimensions where clipping at +-1 barely matters
     np.testing.assert_allclose(draws.mean(0)[inside], mean[0][inside], atol=0.05)
     np.testing.assert_allclose(draws.std(0)[inside & (std < 0.2)], std[inside & (std < 0.2)], rtol=0.1)
+
+
+def test_data_info_refuses_a_dataset_that_fails_its_recorded_checksum(sandbox, monkeypatch, capsys):
+    from benchmarks import cli
+
+    tmp_path, manifest = sandbox
+    task = _tiny("door-binary", tmp_path, n_demos=3)
+    monkeypatch.setitem(TASKS, "door-binary", task)
+    _, info = priordata.generate(task, task.dataset_path, progress=False)
+    generate.record_manifest("door-binary", info)
+    assert cli.main(["data", "info", "door-binary"]) == 0
+    assert "matches the recorded checksum" in capsys.readouterr().out
+    generate.record_manifest("door-binary", {**info, "sha256": "e" * 64})
+    assert cli.main(["data", "info", "door-binary"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "fails its recorded checksum" in err and "awac-bench data generate" in err
