@@ -1,4 +1,4 @@
-"""The AWAC paper's claims (a)-(e) and their verdicts, exactly as declared in ``docs/FIDELITY.md``.
+"""The AWAC paper's claims (a)-(g) and their verdicts, exactly as declared in ``docs/FIDELITY.md``.
 
 Small pure functions on the per-run metrics of :func:`analysis.metrics.run_metrics` (``offline_final``,
 ``online_final``, ``drop_abs``, ``auc``) and the logged ``q_estimate`` / ``mc_return`` training rows. Each
@@ -21,6 +21,7 @@ from analysis.stats import Estimate, mean_ci, probability_of_improvement, strati
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 PAPER_BASELINES = ("sacfd", "bear", "awr", "bc")  # the paper's baselines that this suite implements
+OFF_POLICY_BASELINES = ("sacfd", "sacfd-prior")  # claim (g): SACfD and SAC+BC (SACfD's ``prior`` preset)
 DECLARED_ONLINE_STEPS = 100_000  # the standard preset's online budget, for which the tests were declared
 
 
@@ -207,6 +208,37 @@ def claim_e(table: pd.DataFrame, tasks: list[str]) -> Verdict:
     return Verdict("(e) BC stays flat online", verdict, [text])
 
 
+def claim_f(table: pd.DataFrame, tasks: list[str]) -> Verdict:
+    """(f) AWAC improves online: the 95% CI of its mean gain lies above 0 on at least 2 tasks, and
+    C(AWAC > BC; gain) across tasks is ">". Both: reproduced; neither: not reproduced; otherwise (or a
+    comparison lacking runs) inconclusive."""
+    improves, evidence = 0, []
+    for t in tasks:
+        ok, text = _above(table, "awac", "gain", t, 0.0)
+        improves += ok
+        evidence.append(f"gain above 0 on {t}: {'yes' if ok else 'no'} ({text})")
+    vs_bc = compare(table, "awac", "bc", "gain", tasks)
+    evidence.append(vs_bc.text())
+    first, second = improves >= min(2, len(tasks)), vs_bc.outcome == ">"
+    if vs_bc.outcome == "n/a":
+        verdict = INCONCLUSIVE
+    elif first and second:
+        verdict = REPRODUCED
+    elif not first and not second:
+        verdict = NOT_REPRODUCED
+    else:
+        verdict = INCONCLUSIVE
+    return Verdict(f"(f) AWAC improves online (gain above 0 on {improves}/{len(tasks)} tasks)", verdict, evidence)
+
+
+def claim_g(table: pd.DataFrame, tasks: list[str]) -> Verdict:
+    """(g) AWAC's online curve lies above the off-policy baselines': C(AWAC > X; auc) across tasks is ">" for X
+    in {SACfD, SAC+BC (sacfd-prior)}. Both ">": reproduced; any "<": not reproduced; otherwise inconclusive."""
+    comps = [compare(table, "awac", x, "auc", tasks) for x in OFF_POLICY_BASELINES]
+    return Verdict("(g) AWAC's online curve lies above SACfD's and SAC+BC's", _majority_rule(comps, len(comps)),
+                   [c.text() for c in comps])
+
+
 def verdicts(metrics: pd.DataFrame, train: pd.DataFrame) -> list[Verdict]:
     """Every claim's verdict on the finished runs of ``metrics``."""
     if metrics.empty:
@@ -216,7 +248,7 @@ def verdicts(metrics: pd.DataFrame, train: pd.DataFrame) -> list[Verdict]:
     if not tasks:
         return []
     return [*claim_a(table, tasks), claim_b(table, tasks), claim_c(table, tasks), claim_d(table, tasks),
-            claim_e(table, tasks)]
+            claim_e(table, tasks), claim_f(table, tasks), claim_g(table, tasks)]
 
 
 def fidelity_markdown(metrics: pd.DataFrame, train: pd.DataFrame) -> list[str]:

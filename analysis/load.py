@@ -156,7 +156,15 @@ def read_run_files(run_dir: Path, notes: list[str]) -> tuple[dict, pd.DataFrame,
     train = _read_or_empty(run_dir / "train.csv", schema.TRAIN_COLUMNS, schema.TRAIN_STR, complete, notes)
     info = {"run_id": run_dir.name, "complete": complete, "path": str(run_dir), "failed": failed_reason(run_dir)}
     info.update({k: config[k] for k in schema.CONFIG_KEYS})
+    info["algo"] = algo_label(config)
     return info, evals.assign(**{RUN: run_dir.name}), train.assign(**{RUN: run_dir.name})
+
+
+def algo_label(config: dict) -> str:
+    """The algorithm as the run's rows name it (``RunSpec.label``): an explicitly chosen preset is appended
+    (``sacfd`` with preset ``prior`` is ``sacfd-prior``, the paper's SAC+BC)."""
+    preset = config.get("algo_preset")
+    return f"{config['algo']}-{preset}" if preset else str(config["algo"])
 
 
 def failed_reason(run_dir: Path) -> str:

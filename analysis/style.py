@@ -10,9 +10,10 @@ import seaborn as sns
 
 # The registered algorithms in display order; AWAC first because every comparison in the report is against it.
 # Any other algorithm is drawn too: it gets the next colours of the palette and its registry name.
-KNOWN_ALGOS: tuple[str, ...] = ("awac", "sacfd", "bear", "awr", "bc", "iql")
+# ``sacfd-prior`` is SACfD with its ``prior`` preset (BC-initialised actor): the paper's SAC+BC baseline.
+KNOWN_ALGOS: tuple[str, ...] = ("awac", "sacfd", "bear", "awr", "bc", "iql", "sacfd-prior")
 DISPLAY_NAMES: dict[str, str] = {"awac": "AWAC", "sacfd": "SACfD", "bear": "BEAR", "awr": "AWR", "bc": "BC",
-                                 "iql": "IQL"}
+                                 "iql": "IQL", "sacfd-prior": "SAC+BC"}
 PALETTE_NAME = "colorblind"
 
 

@@ -86,6 +86,13 @@ class RunSpec:
                                                  "every evaluation; <= 0: only at evaluations)")
 
     @property
+    def label(self) -> str:
+        """The algorithm as results name it: its registry name, with an explicitly chosen preset appended
+        (``sacfd-prior``, the paper's SAC+BC, is another baseline than ``sacfd``). A preset picked by the task's
+        family (AWAC's ``hand``) is the algorithm's own configuration for that task and is not appended."""
+        return f"{self.algo}-{self.algo_preset}" if self.algo_preset else self.algo
+
+    @property
     def run_id(self) -> str:
         preset = f"-{self.algo_preset}" if self.algo_preset else ""
         bf16 = "-bf16" if self.bf16 else ""  # different numbers: never mistaken for the float32 run
@@ -525,7 +532,7 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
     os.makedirs(ckpt_dir, exist_ok=True)
 
     t0 = time.perf_counter() - elapsed0
-    base = {"run_id": spec.run_id, "algo": spec.algo, "task": task.name, "seed": spec.seed}
+    base = {"run_id": spec.run_id, "algo": spec.label, "task": task.name, "seed": spec.seed}
     total = spec.offline_steps + spec.online_steps
     kill = _kill_point()
     ck = {"since": buffer.added, "last": time.monotonic(), "written": 0, "seconds": [], "bytes": [],

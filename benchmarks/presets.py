@@ -27,6 +27,16 @@
   networks are 256-256 (d3rlpy 2.8.1's default encoders, ``VectorEncoderFactory`` hidden_units [256, 256])
   instead of the official 400-300 / 750-750, which halves its runs (about half of the check's time with the
   official sizes, putting ``make check`` at 8 minutes). Short enough for CI.
+* ``main``: the reference grid (issue "A grid that can show learning"): the paper's update ratio on data of the
+  paper's quality. pen-binary, door-binary (human demonstrations), halfcheetah-awac and walker2d-awac (experts
+  at 90% of the paper's; docs/TASKS.md "Data quality"); AWAC, SACfD, SAC+BC (``sacfd:prior``: the paper's
+  appendix "Baseline Implementation Details" initialises its SAC baseline's policy by behaviour cloning), BEAR,
+  AWR, BC and IQL; seeds 0-2; the paper launchers' offline steps (``q_num_pretrain2_steps``: 25k hand, 50k
+  MuJoCo); 100k online environment steps at **1 update per step**; evaluations every 5k steps with 20 episodes
+  (10 would make one episode worth 10 points of success). AWAC at batch 256 (the paper's 1024: a stated cut),
+  the others at their defaults. Declared cuts if it does not fit 24 h on 2 cores, in this order: BEAR with
+  d3rlpy's 256-256 networks (as ``check``), then 80k online steps. Its claims (f) and (g) are declared in
+  docs/FIDELITY.md before its first run.
 * ``paper``: the AWAC paper's protocol (Sec. 5): offline pretraining steps per task family as in
   rlkit's launchers, ``trainer_kwargs.q_num_pretrain2_steps`` = 25000 in examples/awac/hand/awac1.py and
   50000 in examples/awac/mujoco/awac1.py (``offline_steps_by_family``); online up to 500k-1M environment
@@ -63,6 +73,13 @@ PRESETS = {
                              "sacfd": {"bc_init_steps": 250}},
                   spec=dict(offline_steps=500, online_steps=500, eval_every=250, eval_every_offline=250,
                             eval_episodes=5, log_every=100, checkpoint_at_eval=False, checkpoint_every_min=0)),
+    "main": dict(tasks=["pen-binary", "door-binary", "halfcheetah-awac", "walker2d-awac"], seeds=[0, 1, 2],
+                 algos=["awac", "sacfd", "sacfd:prior", "bear", "awr", "bc", "iql"],
+                 overrides={"awac": {"batch_size": 256}},
+                 spec=dict(offline_steps=25_000, online_steps=100_000, utd=1, eval_every=5_000,
+                           eval_every_offline=5_000, eval_episodes=20, log_every=1_000),
+                 # rlkit q_num_pretrain2_steps: examples/awac/hand/awac1.py 25000, examples/awac/mujoco/awac1.py 50000
+                 offline_steps_by_family={"hand": 25_000, "mujoco": 50_000}),
     "paper": dict(tasks=["pen-binary", "door-binary", "relocate-binary", "halfcheetah-awac", "hopper-awac",
                          "ant-awac"],
                   seeds=[0, 1, 2, 3, 4],
@@ -78,21 +95,31 @@ def grid(preset: str, algos: list[str] | None = None, tasks: list[str] | None = 
     if preset not in PRESETS:
         raise UserError(f"unknown preset '{preset}' (known: {', '.join(PRESETS)})")
     p = PRESETS[preset]
-    algos = algos or algorithms.names()
-    for a in algos:
-        algorithms.get(a)  # unknown names fail here, before anything runs
+    algos = algos or p.get("algos") or algorithms.names()
+    entries = [split_algo(a) for a in algos]  # unknown names and presets fail here, before anything runs
     specs = []
     for task in tasks or p["tasks"]:
         spec = dict(p["spec"])
         by_family = p.get("offline_steps_by_family")
         if by_family and _family(task) in by_family:
             spec["offline_steps"] = by_family[_family(task)]
-        for algo in algos:
+        for algo, algo_preset in entries:
             for seed in seeds if seeds is not None else p["seeds"]:
                 ov = dict(p.get("overrides", {}).get(algo, {}))
                 ov.update(overrides or {})
-                specs.append(RunSpec(algo=algo, task=task, seed=seed, device=device, overrides=ov, **spec))
+                specs.append(RunSpec(algo=algo, task=task, seed=seed, device=device, overrides=ov,
+                                     algo_preset=algo_preset, **spec))
     return specs
+
+
+def split_algo(entry: str) -> tuple[str, str | None]:
+    """``"sacfd:prior"`` -> ("sacfd", "prior"): a grid's algorithm with an explicit preset (``RunSpec.label``
+    names its results ``sacfd-prior``); ``"awac"`` -> ("awac", None)."""
+    name, _, preset = entry.partition(":")
+    cls = algorithms.get(name)
+    if preset and preset not in cls.presets:
+        raise UserError(f"algorithm '{name}' has no preset '{preset}' (presets: {', '.join(cls.presets) or '-'})")
+    return name, preset or None
 
 
 def _family(task: str) -> str | None:

@@ -12,14 +12,14 @@ TASKS = ["t1", "t2"]
 
 
 def table(values: dict[str, dict[str, float]], seeds=(0, 1, 2), noise=0.1) -> pd.DataFrame:
-    """Runs of every algorithm x task x seed; ``values[algo]`` gives off/fin/drop/qgap/auc_gain means,
+    """Runs of every algorithm x task x seed; ``values[algo]`` gives off/fin/drop/qgap/auc_gain/auc means,
     each seed offset by ``noise * seed`` so that seeds are distinct but keep their order."""
     rows = []
     for algo, v in values.items():
         for task in TASKS:
             for s in seeds:
                 row = dict(algo=algo, task=task, seed=s, run_id=f"{algo}__{task}__s{s}")
-                for k in ("off", "fin", "drop", "qgap", "auc_gain"):
+                for k in ("off", "fin", "drop", "qgap", "auc_gain", "auc"):
                     row[k] = v.get(k, 0.0) + noise * s
                 row["gain"] = row["fin"] - row["off"]
                 rows.append(row)
@@ -74,6 +74,26 @@ def test_claim_c_and_d_and_e():
     assert fidelity.claim_e(table(BASE), TASKS).verdict == REPRODUCED  # BC's gain is 0 on every run
     moved = {**BASE, "bc": dict(off=50, fin=60)}
     assert fidelity.claim_e(table(moved), TASKS).verdict == NOT_REPRODUCED
+
+
+def test_claim_f_awac_improves_on_two_tasks_and_more_than_bc():
+    assert fidelity.claim_f(table(BASE), TASKS).verdict == REPRODUCED  # gain 40 on both tasks, BC's 0
+    flat = {**BASE, "awac": dict(off=50, fin=50)}
+    assert fidelity.claim_f(table(flat, noise=0.0), TASKS).verdict == NOT_REPRODUCED  # neither part holds
+    both_learn = {**BASE, "bc": dict(off=50, fin=90)}  # AWAC improves, but no more than BC does: one part holds
+    assert fidelity.claim_f(table(both_learn), TASKS).verdict == INCONCLUSIVE
+    one = table(BASE)
+    one.loc[(one["algo"] == "awac") & (one["task"] == "t2"), "gain"] = [-1.0, 0.0, 1.0]  # CI straddles 0 on t2
+    assert "1/2 tasks" in fidelity.claim_f(one, TASKS).claim
+    assert fidelity.claim_f(table({"awac": BASE["awac"]}), TASKS).verdict == INCONCLUSIVE  # no BC runs
+
+
+def test_claim_g_awac_curve_above_sacfd_and_sac_bc():
+    curves = {**BASE, "awac": dict(auc=70), "sacfd": dict(auc=10), "sacfd-prior": dict(auc=30)}
+    assert fidelity.claim_g(table(curves), TASKS).verdict == REPRODUCED
+    dip_but_ahead = {**curves, "sacfd-prior": dict(auc=80)}
+    assert fidelity.claim_g(table(dip_but_ahead), TASKS).verdict == NOT_REPRODUCED
+    assert fidelity.claim_g(table(BASE), TASKS).verdict == INCONCLUSIVE  # no SAC+BC runs: n/a
 
 
 def test_claims_lacking_runs_are_inconclusive_not_refuted():

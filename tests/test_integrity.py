@@ -320,3 +320,34 @@ def test_regret_known_answers():
     assert regret([0.0, 0.0, float("nan")]) == 1.0
     assert regret([1.0]) == 0.0
     assert np.isnan(regret([])) and np.isnan(regret([float("nan")]))
+
+
+# -- the main grid's labels ----------------------------------------------------------------------------------
+def test_an_explicit_preset_is_its_own_algorithm_in_the_results(tmp_path):
+    """SACfD with its ``prior`` preset (the paper's SAC+BC) is named ``sacfd-prior`` in every row, so that the
+    analysis keeps it apart from plain SACfD; a family preset (AWAC's ``hand``) is not appended."""
+    from analysis.load import load_results
+    from analysis.style import display_name
+
+    out = str(tmp_path / "out")
+    small = {"batch_size": 16, "actor_hidden": [16], "critic_hidden": [16], "bc_init_steps": 10}
+    run(spec(algo="sacfd", algo_preset="prior", overrides=small, offline_steps=20, online_steps=20,
+             eval_every=20, utd=0.5), out, progress=False)
+    run(spec(algo="sacfd", overrides=dict(small, bc_init_steps=0), offline_steps=20, online_steps=20,
+             eval_every=20, utd=0.5), out, progress=False)
+    res = load_results(out)
+    assert sorted(res.runs["algo"]) == ["sacfd", "sacfd-prior"] and display_name("sacfd-prior") == "SAC+BC"
+    assert set(res.evals["algo"]) == {"sacfd", "sacfd-prior"}
+    assert spec(algo="awac").label == "awac"
+
+
+def test_the_main_grid():
+    from benchmarks.presets import grid, split_algo
+
+    g = grid("main")
+    assert len(g) == 84 and {s.label for s in g} == {"awac", "sacfd", "sacfd-prior", "bear", "awr", "bc", "iql"}
+    assert all(s.utd == 1 and s.online_steps == 100_000 and s.eval_episodes == 20 for s in g)
+    assert {(s.task, s.offline_steps) for s in g} == {("pen-binary", 25_000), ("door-binary", 25_000),
+                                                      ("halfcheetah-awac", 50_000), ("walker2d-awac", 50_000)}
+    with pytest.raises(UserError, match="no preset 'nope'"):
+        split_algo("sacfd:nope")
