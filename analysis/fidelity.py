@@ -22,7 +22,9 @@ from analysis.stats import Estimate, mean_ci, probability_of_improvement, strati
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 PAPER_BASELINES = ("sacfd", "bear", "awr", "bc")  # the paper's baselines that this suite implements
 OFF_POLICY_BASELINES = ("sacfd", "sacfd-prior")  # claim (g): SACfD and SAC+BC (SACfD's ``prior`` preset)
-DECLARED_ONLINE_STEPS = 100_000  # the standard preset's online budget, for which the tests were declared
+# the shortest online budget a declared test was declared for: the main grid's 80k (its second declared cut;
+# the standard grid's tests (a)-(e) were declared for 100k). Shorter runs get a note in the report.
+DECLARED_ONLINE_STEPS = 80_000
 
 
 @dataclass(frozen=True)

@@ -346,7 +346,8 @@ def test_the_main_grid():
 
     g = grid("main")
     assert len(g) == 84 and {s.label for s in g} == {"awac", "sacfd", "sacfd-prior", "bear", "awr", "bc", "iql"}
-    assert all(s.utd == 1 and s.online_steps == 100_000 and s.eval_episodes == 20 for s in g)
+    assert all(s.utd == 1 and s.online_steps == 80_000 and s.eval_episodes == 20 for s in g)  # both cuts
+    assert all(s.overrides["actor_hidden"] == (256, 256) for s in g if s.algo == "bear")
     assert {(s.task, s.offline_steps) for s in g} == {("pen-binary", 25_000), ("door-binary", 25_000),
                                                       ("halfcheetah-awac", 50_000), ("walker2d-awac", 50_000)}
     with pytest.raises(UserError, match="no preset 'nope'"):
