@@ -166,10 +166,10 @@ def determinism(work_dir: str) -> tuple[bool, str]:
 
 
 # -- the rules (pure) -----------------------------------------------------------------------------------
-def welch_p(reference: np.ndarray, now: np.ndarray, alternative: str, pooled: bool = False) -> float:
-    """p-value of Welch's t-test (``pooled``: Student's, equal variances) of mean(now) vs mean(reference)
-    (``alternative``: "less" or "two-sided"); 1.0 when either side has fewer than 2 values or both are constant
-    and equal, 0.0 when both are constant and differ."""
+def t_test_p(reference: np.ndarray, now: np.ndarray, alternative: str, pooled: bool = False) -> float:
+    """p-value of a two-sample t-test of mean(now) vs mean(reference) (``alternative``: "less" or "two-sided"):
+    Welch's (unequal variances), or Student's with ``pooled`` (equal variances); 1.0 when either side has fewer
+    than 2 values or both are constant and equal, 0.0 when both are constant and differ."""
     from scipy import stats
 
     reference, now = reference[np.isfinite(reference)], now[np.isfinite(now)]
@@ -191,19 +191,19 @@ def verdict(test: str, reference: np.ndarray, now: np.ndarray) -> tuple[str, flo
         return "no reference", 1.0
     diff = now.mean() - reference.mean()
     if test == "score":
-        p = welch_p(reference, now, "less")
+        p = t_test_p(reference, now, "less")
         if p < ALPHA and -diff > MIN_EFFECT:
             return "fail", p
-        if welch_p(-reference, -now, "less") < ALPHA and diff > MIN_EFFECT:
+        if t_test_p(-reference, -now, "less") < ALPHA and diff > MIN_EFFECT:
             return "moved up", p
         return "ok", p
     moved = abs(diff) > (Q_EFFECT if test == "Q" else DIAG_EFFECT) * max(abs(reference.mean()), 1e-6)
     if test == "Q":
-        p = welch_p(reference, now, "two-sided")
+        p = t_test_p(reference, now, "two-sided")
         return ("fail" if p < ALPHA and moved else "ok"), p
     positive = (reference > 0).all() and (now > 0).all()
-    p = welch_p(np.log(reference), np.log(now), "two-sided", pooled=True) if positive else \
-        welch_p(reference, now, "two-sided", pooled=True)
+    p = t_test_p(np.log(reference), np.log(now), "two-sided", pooled=True) if positive else \
+        t_test_p(reference, now, "two-sided", pooled=True)
     return ("fail" if p < DIAG_ALPHA and moved else "ok"), p
 
 
@@ -282,9 +282,14 @@ def _pm(m: float, sd: float) -> str:
     return f"{m:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None and np.isfinite(sd) else "")
 
 
+def failures(scores: pd.DataFrame, speed: pd.DataFrame, det: tuple[bool, str]) -> int:
+    """Failed tests: scores, Q and diagnostics, speed, determinism."""
+    return int((scores["verdict"] == "fail").sum() + (speed["verdict"] == "fail").sum() + (not det[0]))
+
+
 def summary_markdown(ref: dict, scores: pd.DataFrame, speed: pd.DataFrame, det: tuple[bool, str],
                      offset: int, seconds: float) -> str:
-    failed = (scores["verdict"] == "fail").sum() + (speed["verdict"] == "fail").sum() + (not det[0])
+    failed = failures(scores, speed, det)
     lines = [f"# awac-bench check: {'FAIL' if failed else 'pass'}", "",
              f"Commit {git_commit() or '?'} on {machine()['cpu']} ({os.cpu_count()} cores), {seconds:.0f} s. "
              f"Reference: {ref.get('date')}, commit {str(ref.get('commit'))[:10]}, seeds {ref.get('seeds')}, "
@@ -363,5 +368,4 @@ def run_check(out_dir: str = "results/check", workers: int | None = None, seed_o
     text = summary_markdown(ref, verdict_scores, verdict_speed, det, seed_offset, time.perf_counter() - t0)
     Path(out_dir, "check.md").write_text(text)
     print(text)
-    failed = "FAIL" in text.splitlines()[0]
-    return 1 if failed else 0
+    return 1 if failures(verdict_scores, verdict_speed, det) else 0

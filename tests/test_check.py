@@ -29,7 +29,7 @@ def test_q_rule_is_two_sided_and_relative():
     assert check.verdict("Q", ref, np.array([-20.0, -21, -19.5]))[0] == "fail"  # overestimates... or under
     assert check.verdict("Q", ref, np.array([-5.0, -5.2, -4.9]))[0] == "fail"
     assert check.verdict("Q", ref, np.array([-9.4, -9.45, -9.5]))[0] == "ok"  # significant but within 10%
-    assert check.welch_p(ref, ref[:3], "two-sided") > 0.1
+    assert check.t_test_p(ref, ref[:3], "two-sided") > 0.1
 
 
 def test_compare_scores_and_speed_tables():
@@ -106,12 +106,12 @@ def test_a_moved_diagnostic_fails_and_noise_or_a_small_shift_does_not():
     assert check.verdict("diagnostic", ref, np.array([]))[0] == "fail"                   # a metric no longer logged
     # 3 seeds: Welch's test has ~2 degrees of freedom and misses a clear shift; the pooled test does not
     now = np.array([1.30, 1.33, 1.27])
-    assert check.welch_p(ref, now, "two-sided") > 1e-4 > check.welch_p(ref, now, "two-sided", pooled=True)
+    assert check.t_test_p(ref, now, "two-sided") > 1e-4 > check.t_test_p(ref, now, "two-sided", pooled=True)
     assert check.verdict("diagnostic", ref, now)[0] == "fail"
     # a loss, positive everywhere, tested on the log scale: a 10x drop with a noisy reference still fails
     loss_ref = np.array([1.2, 2.5, 1.0, 2.9, 1.4, 1.7])
     assert check.verdict("diagnostic", loss_ref, np.array([0.15, 0.14, 0.15]))[0] == "fail"
-    assert check.welch_p(loss_ref, np.array([0.15, 0.14, 0.15]), "two-sided", pooled=True) > 1e-4  # raw scale
+    assert check.t_test_p(loss_ref, np.array([0.15, 0.14, 0.15]), "two-sided", pooled=True) > 1e-4  # raw scale
     # and in the table: one column per diagnostic, skipped where an algorithm never logs it
     base = {"algo": ["a"] * 6 + ["b"] * 6, "task": ["t"] * 12, "run_mean": [50.0] * 12, "q_final": [1.0] * 12}
     reference = pd.DataFrame({**base, "diag:online:alpha": list(ref) + [np.nan] * 6})
@@ -120,3 +120,10 @@ def test_a_moved_diagnostic_fails_and_noise_or_a_small_shift_does_not():
     table = check.compare_scores(reference, now)
     diag = table[table["test"] == "diagnostic"]
     assert list(zip(diag["algo"], diag["verdict"], strict=True)) == [("a", "fail")]
+
+
+def test_the_exit_code_counts_failed_tests_not_the_summary_text():
+    ok = pd.DataFrame({"verdict": ["ok", "moved up"]})
+    assert check.failures(ok, pd.DataFrame({"verdict": ["ok"]}), (True, "")) == 0
+    assert check.failures(pd.DataFrame({"verdict": ["fail", "ok"]}), pd.DataFrame({"verdict": ["fail"]}),
+                          (False, "")) == 3
