@@ -219,81 +219,102 @@ def cmd_status(a) -> int:
 
 
 def cmd_data(a) -> int:
+    """``awac-bench data <subcommand>``: one function per subcommand."""
+    return {"export": _data_export, "expert": _data_expert, "quality": _data_quality, "prepare": _data_prepare,
+            "generate": _data_generate, "info": _data_info}[a.data_cmd](a)
+
+
+def _data_export(a) -> int:
+    from benchmarks.catalog import export_minari
+
+    dataset_id, folder, rows = export_minari(a.minari, a.out)
+    print(f"wrote Minari dataset {dataset_id}: {rows} transitions in {folder} "
+          f"(read it with minari.load_dataset('{dataset_id}') or --task {dataset_id})")
+    return 0
+
+
+def _data_expert(a) -> int:
+    from benchmarks.expert import ExpertSpec, default_workdir, expert_summary_line, export_portable, train_expert
+
+    spec = ExpertSpec(a.env, a.steps, a.random_steps, a.seed, a.until, a.eval_every,
+                      checkpoint_every_min=a.checkpoint_every_min)
+    if a.export_portable:
+        p = export_portable(a.workdir or default_workdir(spec), a.export_portable)
+        print(f"wrote {a.export_portable}: step {p['t']}, last evaluation "
+              f"{p['curve'][-1]['eval_return_mean'] if p['curve'] else float('nan'):.0f}")
+        return 0
+    info = train_expert(spec, a.out, a.workdir, progress=not a.no_progress,
+                        allow_code_change=a.allow_code_change, warm_start=a.warm_start)
+    print(expert_summary_line(info))
+    return 0
+
+
+def _data_quality(a) -> int:
+    from benchmarks.quality import quality, quality_line
+
+    print(quality_line(a.task, quality(a.task, ladder=a.ladder, progress=not a.no_progress)))
+    return 0
+
+
+def _data_prepare(a) -> int:
+    from benchmarks.presets import PRESETS
+    from benchmarks.tasks import ensure_generated_many
+
+    if a.preset not in PRESETS:
+        raise UserError(f"unknown preset '{a.preset}' (known: {', '.join(PRESETS)})")
+    ensure_generated_many(PRESETS[a.preset]["tasks"], a.workers)
+    return 0
+
+
+def _data_generate(a) -> int:
+    from benchmarks import generate
+    from benchmarks.tasks import TASKS
+
+    if a.env or (a.task in TASKS and TASKS[a.task].recipe is not None):
+        return _generate_recipe(a)
+    if a.task not in generate.DEFAULTS:
+        raise UserError(f"no generator for task '{a.task}' (generated: {', '.join(generate.DEFAULTS)})")
+    d = dict(generate.DEFAULTS[a.task])
+    for k in ("steps", "random_steps", "seed"):
+        if getattr(a, k) is not None:
+            d[k] = getattr(a, k)
+    if d["steps"] < 2 or d["random_steps"] < 0:
+        raise UserError("--steps must be >= 2 and --random-steps >= 0")
+    path = a.out or TASKS[a.task].dataset_path
+    ds, info = generate.generate_sac_replay(a.task, path, progress=True, **d)
+    if a.out is None:
+        generate.record_manifest(a.task, info)
+    print(f"wrote {path}: {info['rows']} rows, sha256 {info['sha256']}, "
+          f"mean episode return {info['episode_return_mean']}")
+    return 0
+
+
+def _generate_recipe(a) -> int:
+    """A paper-recipe task's prior data (benchmarks/priordata.py), or the MuJoCo recipe on any env with an expert."""
+    from benchmarks import generate, priordata
+    from benchmarks.tasks import TASKS, mujoco_recipe_task
+
+    task = mujoco_recipe_task(a.env) if a.env else TASKS[a.task]
+    if a.env and task.name in TASKS and TASKS[task.name].env_id == a.env:
+        task = TASKS[task.name]
+    path = a.out or task.dataset_path
+    ds, info = priordata.generate(task, path, progress=True)
+    if a.out is None:
+        generate.record_manifest(task.name, info)
+    random = f", {info['random_rows']} random-policy" if info.get("random_rows") else ""
+    print(f"wrote {path}: {info['rows']} rows ({info['demo_rows']} demonstration, {info['bc_rows']} BC-rollout"
+          f"{random}), sha256 {info['sha256']}, BC rollout return {info['bc_return_mean']:.1f}"
+          + (f", success {100 * info['bc_success_rate']:.0f}%" if info["bc_success_rate"] is not None else ""))
+    return 0
+
+
+def _data_info(a) -> int:
     import numpy as np
 
     from benchmarks import generate
     from benchmarks.data import load_dataset
     from benchmarks.tasks import TASKS
 
-    if a.data_cmd == "export":
-        from benchmarks.catalog import export_minari
-
-        dataset_id, folder, rows = export_minari(a.minari, a.out)
-        print(f"wrote Minari dataset {dataset_id}: {rows} transitions in {folder} "
-              f"(read it with minari.load_dataset('{dataset_id}') or --task {dataset_id})")
-        return 0
-    if a.data_cmd == "expert":
-        from benchmarks.expert import ExpertSpec, expert_summary_line, train_expert
-
-        spec = ExpertSpec(a.env, a.steps, a.random_steps, a.seed, a.until, a.eval_every,
-                          checkpoint_every_min=a.checkpoint_every_min)
-        if a.export_portable:
-            from benchmarks.expert import default_workdir, export_portable
-
-            p = export_portable(a.workdir or default_workdir(spec), a.export_portable)
-            print(f"wrote {a.export_portable}: step {p['t']}, last evaluation "
-                  f"{p['curve'][-1]['eval_return_mean'] if p['curve'] else float('nan'):.0f}")
-            return 0
-        info = train_expert(spec, a.out, a.workdir, progress=not a.no_progress,
-                            allow_code_change=a.allow_code_change, warm_start=a.warm_start)
-        print(expert_summary_line(info))
-        return 0
-    if a.data_cmd == "quality":
-        from benchmarks.quality import quality, quality_line
-
-        print(quality_line(a.task, quality(a.task, ladder=a.ladder, progress=not a.no_progress)))
-        return 0
-    if a.data_cmd == "prepare":
-        from benchmarks.presets import PRESETS
-        from benchmarks.tasks import ensure_generated_many
-
-        if a.preset not in PRESETS:
-            raise UserError(f"unknown preset '{a.preset}' (known: {', '.join(PRESETS)})")
-        ensure_generated_many(PRESETS[a.preset]["tasks"], a.workers)
-        return 0
-    if a.data_cmd == "generate" and (a.env or (a.task in TASKS and TASKS[a.task].recipe is not None)):
-        from benchmarks import priordata
-        from benchmarks.tasks import mujoco_recipe_task
-
-        task = mujoco_recipe_task(a.env) if a.env else TASKS[a.task]
-        if a.env and task.name in TASKS and TASKS[task.name].env_id == a.env:
-            task = TASKS[task.name]
-        path = a.out or task.dataset_path
-        ds, info = priordata.generate(task, path, progress=True)
-        if a.out is None:
-            generate.record_manifest(task.name, info)
-        random = f", {info['random_rows']} random-policy" if info.get("random_rows") else ""
-        print(f"wrote {path}: {info['rows']} rows ({info['demo_rows']} demonstration, {info['bc_rows']} BC-rollout"
-              f"{random}), "
-              f"sha256 {info['sha256']}, BC rollout return {info['bc_return_mean']:.1f}"
-              + (f", success {100 * info['bc_success_rate']:.0f}%" if info["bc_success_rate"] is not None else ""))
-        return 0
-    if a.data_cmd == "generate":
-        if a.task not in generate.DEFAULTS:
-            raise UserError(f"no generator for task '{a.task}' (generated: {', '.join(generate.DEFAULTS)})")
-        d = dict(generate.DEFAULTS[a.task])
-        for k in ("steps", "random_steps", "seed"):
-            if getattr(a, k) is not None:
-                d[k] = getattr(a, k)
-        if d["steps"] < 2 or d["random_steps"] < 0:
-            raise UserError("--steps must be >= 2 and --random-steps >= 0")
-        path = a.out or TASKS[a.task].dataset_path
-        ds, info = generate.generate_sac_replay(a.task, path, progress=True, **d)
-        if a.out is None:
-            generate.record_manifest(a.task, info)
-        print(f"wrote {path}: {info['rows']} rows, sha256 {info['sha256']}, "
-              f"mean episode return {info['episode_return_mean']}")
-        return 0
     target = a.target
     path = TASKS[target].dataset_path if target in TASKS else target
     if target in TASKS and not os.path.exists(path) and TASKS[target].recipe is not None:
@@ -309,8 +330,7 @@ def cmd_data(a) -> int:
     print(f"sha256      {ds.checksum()}")
     entry = generate.manifest_entry(target) if target in TASKS else None
     if entry:
-        ok = entry["sha256"] == ds.checksum()
-        if not ok:
+        if entry["sha256"] != ds.checksum():
             raise UserError(f"{path} fails its recorded checksum (sha256 {ds.checksum()[:12]}, MANIFEST.json "
                             f"{entry['sha256'][:12]}): regenerate it with `{entry['command']}`")
         print(f"manifest    matches the recorded checksum ({entry['command']})")
