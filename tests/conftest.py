@@ -34,3 +34,35 @@ def tiny_d4rl(tmp_path):
         return str(path), arrays
 
     return write
+
+
+class StopRun(BaseException):
+    """Raised right after a checkpoint is on disk: the process ends there, as a kill would end it."""
+
+
+@pytest.fixture
+def interrupt_after_checkpoint():
+    """``interrupt(fn, n)``: call ``fn`` and stop it right after its n-th checkpoint (``state.pt``) is written.
+
+    The harness and the expert trainer both write checkpoints through ``benchmarks.checkpoint.atomic_save``."""
+    from benchmarks import checkpoint
+
+    def interrupt(fn, n: int) -> None:
+        orig, count = checkpoint.atomic_save, [0]
+
+        def save(obj, path):
+            written = orig(obj, path)
+            if path.endswith("state.pt"):
+                count[0] += 1
+                if count[0] == n:
+                    raise StopRun
+            return written
+
+        checkpoint.atomic_save = save
+        try:
+            with pytest.raises(StopRun):
+                fn()
+        finally:
+            checkpoint.atomic_save = orig
+
+    return interrupt

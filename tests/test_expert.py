@@ -20,26 +20,6 @@ def _spec(**kw) -> ExpertSpec:
     return ExpertSpec(**{**base, **kw})
 
 
-class _Interrupt(BaseException):
-    pass
-
-
-def _interrupt_after_checkpoints(monkeypatch, n: int) -> None:
-    """Stop the training (as a kill would) right after its n-th checkpoint is on disk."""
-    orig = expert.checkpoint.atomic_save
-    count = {"k": 0}
-
-    def save(obj, path):
-        r = orig(obj, path)
-        if path.endswith("state.pt"):
-            count["k"] += 1
-            if count["k"] == n:
-                raise _Interrupt
-        return r
-
-    monkeypatch.setattr(expert.checkpoint, "atomic_save", save)
-
-
 def test_train_save_load_and_noisy_demos(tmp_path):
     path = str(tmp_path / "e.pt")
     info = train_expert(_spec(steps=320, eval_every=160), out=path, workdir=str(tmp_path / "w"), progress=False)
@@ -59,15 +39,13 @@ def test_train_save_load_and_noisy_demos(tmp_path):
         np.testing.assert_allclose(clean, torch.tanh(actor(torch.as_tensor(obs))[0]).numpy(), rtol=1e-6)
 
 
-def test_an_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+def test_an_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, interrupt_after_checkpoint):
     """Killed after its second checkpoint (step 600 of 900, past the random steps) and rerun: the same curve
     and the same actor, bit for bit, as a training that was never interrupted."""
     a = train_expert(_spec(), out=str(tmp_path / "a.pt"), workdir=str(tmp_path / "a"), progress=False)
-    _interrupt_after_checkpoints(monkeypatch, 2)
-    with pytest.raises(_Interrupt):
-        train_expert(_spec(), out=str(tmp_path / "b.pt"), workdir=str(tmp_path / "b"), progress=False)
+    interrupt_after_checkpoint(
+        lambda: train_expert(_spec(), out=str(tmp_path / "b.pt"), workdir=str(tmp_path / "b"), progress=False), 2)
     assert not os.path.exists(tmp_path / "b.pt")
-    monkeypatch.undo()
     b = train_expert(_spec(), out=str(tmp_path / "b.pt"), workdir=str(tmp_path / "b"), progress=False)
     strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in a["curve"]]
     assert strip == [{k: v for k, v in r.items() if k != "wall_s"} for r in b["curve"]]
@@ -76,12 +54,15 @@ def test_an_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, m
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_resume_with_other_settings_is_refused_and_steps_may_grow(tmp_path, monkeypatch):
+def _interrupted(interrupt, tmp_path, n: int = 1) -> str:
+    """A training directory whose training stopped right after its n-th checkpoint."""
     wd = str(tmp_path / "w")
-    _interrupt_after_checkpoints(monkeypatch, 1)
-    with pytest.raises(_Interrupt):
-        train_expert(_spec(), out=str(tmp_path / "e.pt"), workdir=wd, progress=False)
-    monkeypatch.undo()
+    interrupt(lambda: train_expert(_spec(), out=str(tmp_path / "e.pt"), workdir=wd, progress=False), n)
+    return wd
+
+
+def test_resume_with_other_settings_is_refused_and_steps_may_grow(tmp_path, interrupt_after_checkpoint):
+    wd = _interrupted(interrupt_after_checkpoint, tmp_path)
     before = open(os.path.join(wd, "config.json")).read()
     with pytest.raises(UserError, match="other settings.*random_steps"):
         train_expert(_spec(random_steps=200), out=str(tmp_path / "e.pt"), workdir=wd, progress=False)
@@ -128,12 +109,8 @@ def test_committed_experts_state_their_training():
             assert np.isfinite(info["eval_return_mean"]), name
 
 
-def test_resume_across_a_code_change_is_refused_unless_allowed(tmp_path, monkeypatch):
-    wd = str(tmp_path / "w")
-    _interrupt_after_checkpoints(monkeypatch, 1)
-    with pytest.raises(_Interrupt):
-        train_expert(_spec(), out=str(tmp_path / "e.pt"), workdir=wd, progress=False)
-    monkeypatch.undo()
+def test_resume_across_a_code_change_is_refused_unless_allowed(tmp_path, monkeypatch, interrupt_after_checkpoint):
+    wd = _interrupted(interrupt_after_checkpoint, tmp_path)
     other = {"commit": "0" * 40, "code_hash": "f" * 64}
     monkeypatch.setattr(expert, "code_identity", lambda: other)
     with pytest.raises(UserError, match="checkpointed by other code.*--allow-code-change"):
@@ -143,17 +120,14 @@ def test_resume_across_a_code_change_is_refused_unless_allowed(tmp_path, monkeyp
     assert change["at_step"] == 300 and change["to"] == other and info["code"] == other
 
 
-def test_a_warm_start_continues_another_machines_training_and_says_so(tmp_path, monkeypatch):
+def test_a_warm_start_continues_another_machines_training_and_says_so(tmp_path, monkeypatch,
+                                                                     interrupt_after_checkpoint):
     """The portable state (networks, no buffer) of a training stopped at step 600 starts a new directory at
     step 600 with the old curve, refills its buffer before the next update, and the expert file records it."""
     monkeypatch.setattr(expert, "REFILL_STEPS", 100)
-    _interrupt_after_checkpoints(monkeypatch, 2)
-    with pytest.raises(_Interrupt):
-        train_expert(_spec(), out=str(tmp_path / "a.pt"), workdir=str(tmp_path / "a"), progress=False)
-    monkeypatch.undo()
-    monkeypatch.setattr(expert, "REFILL_STEPS", 100)
-    port = torch.load(tmp_path / "a" / "portable.pt", weights_only=True)
-    exported = expert.export_portable(str(tmp_path / "a"), str(tmp_path / "exported.pt"))
+    wd = _interrupted(interrupt_after_checkpoint, tmp_path, 2)
+    port = torch.load(os.path.join(wd, "portable.pt"), weights_only=True)
+    exported = expert.export_portable(wd, str(tmp_path / "exported.pt"))
     assert port["t"] == exported["t"] == 600 and port["curve"] == exported["curve"]
     assert all(torch.equal(port["algo"]["actor"][k], exported["algo"]["actor"][k]) for k in port["algo"]["actor"])
     grads_before = port["algo"]["_grad_steps"]

@@ -135,33 +135,11 @@ def test_a_sweep_skips_runs_another_process_writes_and_status_shows_them_running
 
 
 # -- one code version per run --------------------------------------------------------------------------------
-class _Stop(BaseException):
-    pass
-
-
-def _stop_after_checkpoint(monkeypatch, n: int) -> None:
-    """The run ends (as a kill would) right after its n-th checkpoint is on disk."""
-    orig, count = harness.checkpoint.atomic_save, {"k": 0}
-
-    def save(obj, path):
-        r = orig(obj, path)
-        if path.endswith("state.pt"):
-            count["k"] += 1
-            if count["k"] == n:
-                raise _Stop
-        return r
-
-    monkeypatch.setattr(harness.checkpoint, "atomic_save", save)
-
-
-def test_resume_across_a_code_change_is_refused_unless_allowed(tmp_path, monkeypatch):
+def test_resume_across_a_code_change_is_refused_unless_allowed(tmp_path, monkeypatch, interrupt_after_checkpoint):
     out = str(tmp_path / "out")
     s = spec()
     ref = run(s, str(tmp_path / "ref"), progress=False)
-    _stop_after_checkpoint(monkeypatch, 2)
-    with pytest.raises(_Stop):
-        run(s, out, progress=False)
-    monkeypatch.undo()
+    interrupt_after_checkpoint(lambda: run(s, out, progress=False), 2)
     run_dir = os.path.join(out, "runs", s.run_id)
     state = harness.checkpoint.load(os.path.join(run_dir, "ckpt", "state.pt"))
     assert state["code"] == provenance.code_identity()  # every checkpoint records the code that wrote it
@@ -296,7 +274,7 @@ def test_runs_of_data_other_than_the_reference_generation_are_named(tmp_path):
 
 
 # -- training episodes (regret) ---------------------------------------------------------------------------------
-def test_training_episodes_are_recorded_and_survive_a_resume(tmp_path, monkeypatch):
+def test_training_episodes_are_recorded_and_survive_a_resume(tmp_path, interrupt_after_checkpoint):
     """episodes.csv: one row per online training episode (pen: 200 steps each), the same rows after a resume
     from a checkpoint taken in the middle of an episode."""
     s = spec(offline_steps=20, online_steps=450, eval_every=150, eval_every_offline=0, utd=0.1)
@@ -305,10 +283,8 @@ def test_training_episodes_are_recorded_and_survive_a_resume(tmp_path, monkeypat
     assert eps["length"].tolist() == [200, 200] and eps["env_step"].tolist() == [200, 400]
     assert set(eps["success"]) <= {0.0, 1.0} and (eps["run_id"] == s.run_id).all()
     out = str(tmp_path / "out")
-    _stop_after_checkpoint(monkeypatch, 3)  # the switch, then 150 and 300 online steps: mid-episode
-    with pytest.raises(_Stop):
-        run(s, out, progress=False)
-    monkeypatch.undo()
+    # the switch, then 150 and 300 online steps: stopped in the middle of the second episode
+    interrupt_after_checkpoint(lambda: run(s, out, progress=False), 3)
     run(s, out, progress=False)
     pd.testing.assert_frame_equal(pd.read_csv(os.path.join(out, "runs", s.run_id, "episodes.csv")), eps)
 
