@@ -132,6 +132,15 @@ def load_expert(env_id: str, path: str | None = None):
     return actor, info
 
 
+def write_sidecar(path: str) -> str:
+    """``<expert>.json`` beside an expert file: its summary (command, steps, return, bar, wall time, curve) in
+    plain JSON, readable without torch; the same as the file's own ``info``."""
+    _, info = load_expert(os.path.basename(path), path)
+    side = os.path.splitext(path)[0] + ".json"
+    files.atomic_write_json(side, info)
+    return side
+
+
 def default_workdir(spec: ExpertSpec) -> str:
     return os.path.join(WORK_ROOT, f"{spec.env_id}-s{spec.seed}")
 
@@ -336,6 +345,7 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, 
         summary["plateau"] = (f"below its bar {target:g} after {t} steps: last {last_eval['eval_return_mean']:.0f}, "
                               f"best {best['eval_return_mean']:.0f} at {best['env_step']}")
     _save_actor(out, sac, summary)
+    write_sidecar(out)
     files.atomic_write_json(done_path, {k: v for k, v in summary.items() if k != "curve"})
     for p in os.listdir(ckpt_dir):  # a finished training needs no checkpoint: the expert file is the result
         os.remove(os.path.join(ckpt_dir, p))

@@ -28,6 +28,8 @@ def test_train_save_load_and_noisy_demos(tmp_path):
     assert [r["env_step"] for r in saved["curve"]] == [160, 320]
     assert "--env Hopper-v5 --steps 320" in saved["command"] and saved["wall_s"] > 0
     assert saved["reached_bar"] is False and "plateau" in saved  # until=1e9 is never reached
+    with open(tmp_path / "e.json") as f:
+        assert json.load(f) == saved  # the summary beside the weights
     assert not os.listdir(tmp_path / "w" / "ckpt")  # a finished training keeps no checkpoint
     obs = np.zeros((1, 11), np.float32)
     rng = np.random.default_rng(0)
@@ -101,12 +103,16 @@ def test_bad_input_is_one_line(tmp_path):
 
 
 def test_committed_experts_state_their_training():
-    """Every committed expert file says how it was made (command, steps) and how good it is."""
+    """Every committed expert file says how it was made (command, steps) and how good it is, in the file and in
+    the JSON beside it."""
     for name in sorted(os.listdir(expert.EXPERT_DIR)):
         if name.endswith(".pt"):
-            info = json.loads(torch.load(os.path.join(expert.EXPERT_DIR, name), weights_only=True)["info"])
+            path = os.path.join(expert.EXPERT_DIR, name)
+            info = json.loads(torch.load(path, weights_only=True)["info"])
             assert info["command"].startswith("awac-bench data expert") and info["steps_done"] > 0, name
             assert np.isfinite(info["eval_return_mean"]), name
+            with open(os.path.splitext(path)[0] + ".json") as f:
+                assert json.load(f) == info, name
 
 
 def test_resume_across_a_code_change_is_refused_unless_allowed(tmp_path, monkeypatch, interrupt_after_checkpoint):
