@@ -105,16 +105,24 @@ def themed(plot: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def facet_columns(n: int) -> int:
+    """Columns for ``n`` facets: 2 to MAX_COLS, as few empty panels as possible, then the fewest rows
+    (4 tasks: 2 x 2, not 3 + 1 with two empty panels; 5: 3 + 2; 6: 3 x 2; 7: 2 x 4)."""
+    if n <= 2:
+        return max(1, n)
+    return min(range(2, min(MAX_COLS, n) + 1), key=lambda c: ((-n) % c, -(-n // c)))
+
+
 def _facets(n: int) -> tuple[Figure, np.ndarray]:
-    """Figure with ``n`` facets in at most MAX_COLS columns."""
-    cols = max(1, min(MAX_COLS, n))
+    """Figure with ``n`` facets in at most MAX_COLS columns (``facet_columns``)."""
+    cols = facet_columns(n)
     rows = max(1, -(-n // cols))
     return new_figure(rows, cols, (FACET_W * cols, FACET_H * rows + 0.6))
 
 
 def _paired_facets(n: int) -> tuple[Figure, list[tuple[Axes, Axes]]]:
     """Figure with ``n`` facets of two stacked axes each (top, bottom), at most MAX_COLS facets a row."""
-    cols = max(1, min(MAX_COLS, n))
+    cols = facet_columns(n)
     groups = max(1, -(-n // cols))
     fig, axes = new_figure(2 * groups, cols, (FACET_W * cols, 2 * FACET_H * groups + 0.6))
     pairs = [

@@ -513,3 +513,16 @@ def test_symlog_labels_do_not_collide_where_both_signs_meet():
     assert yscale == "symlog"
     assert len(shown) >= 3, shown
     assert np.diff(pos).min() >= 0.07 - 1e-9, (shown, pos)
+
+
+def test_facets_leave_as_few_empty_panels_as_they_can():
+    """A 4-task grid is 2 x 2 (it was 3 + 1 with two empty panels); every layout keeps at most 3 columns."""
+    from analysis.plots import MAX_COLS, _facets, facet_columns
+
+    assert {n: facet_columns(n) for n in range(1, 10)} == {1: 1, 2: 2, 3: 3, 4: 2, 5: 3, 6: 3, 7: 2, 8: 2, 9: 3}
+    assert all(facet_columns(n) <= MAX_COLS for n in range(1, 30))
+    fig, axes = _facets(4)
+    assert axes.shape == (2, 2)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
