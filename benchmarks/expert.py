@@ -48,9 +48,10 @@ import torch
 import algorithms
 from algorithms.base import UserError
 from benchmarks import checkpoint, files
+from benchmarks.data import DATA_DIR
 from benchmarks.provenance import code_identity, describe_change
 
-EXPERT_DIR = os.path.join(os.path.dirname(__file__), "datasets", "experts")
+EXPERT_DIR = os.path.join(DATA_DIR, "experts")
 WORK_ROOT = os.path.join("runs", "experts")
 
 # 90% of the AWAC paper's experts (appendix data table: HalfCheetah 9,962, Walker2d 5,062, Ant 5,207), as

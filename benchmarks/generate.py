@@ -18,8 +18,8 @@ import torch
 
 import algorithms
 from benchmarks.buffer import ReplayBuffer
-from benchmarks.data import Dataset, write_d4rl_hdf5
-from benchmarks.tasks import DATA_DIR, get_task
+from benchmarks.data import DATA_DIR, Dataset, write_d4rl_hdf5
+from benchmarks.tasks import get_task
 
 MANIFEST = os.path.join(DATA_DIR, "MANIFEST.json")
 DEFAULTS = {"halfcheetah-sac-replay": dict(steps=30_000, random_steps=5_000, seed=0)}

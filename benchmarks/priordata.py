@@ -51,9 +51,8 @@ import torch
 import algorithms
 from algorithms.base import UserError
 from benchmarks.buffer import ReplayBuffer
-from benchmarks.data import Dataset, load_dataset, write_d4rl_hdf5
+from benchmarks.data import DATA_DIR, Dataset, load_dataset, write_d4rl_hdf5
 
-DATA_DIR = os.path.join(os.path.dirname(__file__), "datasets")
 GENERATED_DIR = os.path.join(DATA_DIR, "generated")   # not committed: regenerated on first use
 DAPG_DIR = os.path.join(DATA_DIR, "dapg-policies")
 LOADED_FRACTION = 0.9  # rlkit DictToMDPPathLoader train_split: the first int(0.9 n) paths enter the buffer

@@ -35,7 +35,7 @@ import threading
 import time
 
 from algorithms.base import UserError
-from benchmarks import checkpoint
+from benchmarks import checkpoint, files
 from benchmarks.harness import PROGRESS_EVERY_S, SKIPPED, RunLocked, RunSpec, keep_aside, lock_run
 
 SCRATCH_PREFIX = "awac-bench-ray-"  # a task's directory: <TMPDIR>/awac-bench-ray-<pid>-XXXX
@@ -104,21 +104,11 @@ def read_run(root: str, run_id: str) -> dict:
     return {"files": files, "listing": None}
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def apply_snapshot(root: str, run_id: str, snap: dict) -> None:
     """Write a snapshot into ``root``: row chunks and other files first, then ``state.pt`` (a checkpoint never
     refers to chunks that are not there yet), then ``DONE``/``FAILED``, then drop what ``listing`` leaves out."""
-    files = snap["files"]
-    bad = [rel for rel in files if not _allowed(rel, run_id)]
+    received = snap["files"]
+    bad = [rel for rel in received if not _allowed(rel, run_id)]
     if bad or not all(_allowed(rel, run_id) for rel in snap.get("listing") or []):
         raise ValueError(f"snapshot of {run_id} names files outside its run directory: {bad[:3]}")
 
@@ -126,12 +116,10 @@ def apply_snapshot(root: str, run_id: str, snap: dict) -> None:
         name = rel.rsplit("/", 1)[-1]
         return 2 if name in MARKERS else 1 if name == checkpoint.STATE_FILE else 0
 
-    touched = set()
-    for rel in sorted(files, key=order):
-        _write_atomic(os.path.join(root, rel), files[rel])
-        touched.add(os.path.dirname(os.path.join(root, rel)))
-    for d in touched:
-        checkpoint.fsync_dir(d)
+    for rel in sorted(received, key=order):
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        files.atomic_write_bytes(path, received[rel])  # fsyncs the file and its directory
     if snap.get("listing") is not None:
         keep = set(snap["listing"])
         run_dir = os.path.join(root, "runs", run_id)
@@ -248,23 +236,13 @@ def _run_tasks_locked(dicts: list[dict], out_dir: str, force: bool, record, max_
 
 
 # -- the worker's side ----------------------------------------------------------------------------------------
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
 def _clean_stale_scratch() -> None:
     """Remove the directories of earlier tasks on this node whose worker process died (SIGKILL, OOM)."""
     tmp = tempfile.gettempdir()
     for n in os.listdir(tmp):
         if n.startswith(SCRATCH_PREFIX):
             pid = n[len(SCRATCH_PREFIX):].split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not files.pid_alive(int(pid)):
                 shutil.rmtree(os.path.join(tmp, n), ignore_errors=True)
 
 

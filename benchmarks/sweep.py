@@ -350,16 +350,6 @@ def _run_ray(dicts: list[dict], out_dir: str, force: bool, record, allow_code_ch
 
 
 # -- awac-bench status ------------------------------------------------------------------------------------
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
     """Lines for ``awac-bench status OUT``: every run of OUT/sweep.json (and any other run folder in OUT/runs)
     as finished, running (age of its last checkpoint), interrupted, failed (reason) or remaining."""
@@ -416,7 +406,7 @@ def sweep_status(out_dir: str, now: float | None = None) -> list[str]:
                 pct += f" (about {_fmt_s(max(0, int(total) - done) / rate)} left)"
             if not p:
                 groups["interrupted"].append(f"{rid}: no progress recorded, {age}")
-            elif p.get("host") == host and p.get("pid") and not _alive(int(p["pid"])):
+            elif p.get("host") == host and p.get("pid") and not files.pid_alive(int(p["pid"])):
                 groups["interrupted"].append(f"{rid}: {pct}, {age} (rerun the sweep or `run --resume`)")
             elif p.get("host") not in (None, host) and now - float(p.get("updated", 0)) > 600:
                 groups["interrupted"].append(f"{rid}: {pct}, {age}, no progress for "

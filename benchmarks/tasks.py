@@ -41,7 +41,7 @@ from algorithms.base import UserError
 from benchmarks import data as data_mod
 from benchmarks import priordata, scores
 
-DATA_DIR = os.path.join(os.path.dirname(__file__), "datasets")
+DATA_DIR = data_mod.DATA_DIR
 
 # door-v0 / AdroitHandDoor-v1 observation layout: qpos[1:-2] (27), latch, door hinge angle, ... (39)
 # (mj_envs door_v0.py ``_get_obs``; gymnasium-robotics adroit_door.py, same concatenation)
