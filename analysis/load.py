@@ -161,10 +161,10 @@ def read_run_files(run_dir: Path, notes: list[str]) -> tuple[dict, pd.DataFrame,
 
 
 def algo_label(config: dict) -> str:
-    """The algorithm as the run's rows name it (``RunSpec.label``): an explicitly chosen preset is appended
-    (``sacfd`` with preset ``prior`` is ``sacfd-prior``, the paper's SAC+BC)."""
-    preset = config.get("algo_preset")
-    return f"{config['algo']}-{preset}" if preset else str(config["algo"])
+    """The algorithm as the run's rows name it (``RunSpec.label``, recorded as ``algo_label``: ``sacfd`` with
+    preset ``prior`` is ``sacfd-prior``, the paper's SAC+BC); runs written before the label existed name it by
+    ``algo`` alone, as their rows do."""
+    return str(config.get("algo_label") or config["algo"])
 
 
 def failed_reason(run_dir: Path) -> str:

@@ -142,6 +142,12 @@ def write_sidecar(path: str) -> str:
     return side
 
 
+def lock_path(workdir: str) -> str:
+    """A training directory's lock: ``<parent>/locks/<name>.lock``."""
+    parent, name = os.path.split(os.path.abspath(workdir))
+    return os.path.join(parent, "locks", f"{name}.lock")
+
+
 def default_workdir(spec: ExpertSpec) -> str:
     return os.path.join(WORK_ROOT, f"{spec.env_id}-s{spec.seed}")
 
@@ -172,11 +178,13 @@ def train_expert(spec: ExpertSpec, out: str | None = None, workdir: str | None =
     env = task.make_env()  # an unknown env id: one line (UserError) before anything is written
     eval_env = task.make_env()
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    try:
-        lock = files.FileLock(os.path.join(workdir, "LOCK"))
+    try:  # beside the directory, not in it: moving the directory aside never moves the lock with it
+        lock = files.FileLock(lock_path(workdir))
     except files.Locked as e:
         raise UserError(f"expert training {spec.env_id} (seed {spec.seed}) in {workdir} is being written by "
                         f"another process (PID {e.pid}): not started") from None
+    except OSError as e:
+        raise UserError(f"cannot write the expert training directory {workdir}: {e.strerror}") from None
     try:
         return _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, allow_code_change,
                       warm_start)
@@ -198,6 +206,10 @@ def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, 
     ckpt_dir = os.path.join(workdir, checkpoint.CKPT_DIR)
     cfg_path, curve_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "curve.csv")
     done_path = os.path.join(workdir, "DONE")
+    if warm_start is not None and (os.path.isfile(done_path) or os.path.isfile(os.path.join(ckpt_dir,
+                                                                                      checkpoint.STATE_FILE))):
+        raise UserError(f"{workdir} already holds a training of its own: rerun without --warm-start to continue "
+                        "it, or warm-start into another --workdir")
     if os.path.isfile(done_path):
         with open(done_path) as f:
             summary = json.load(f)

@@ -115,12 +115,14 @@ class AppendFile:
     def __init__(self, path: str, truncate_to: int | None = None, create: bool = False):
         self.path = path
         flags = os.O_WRONLY | (os.O_CREAT | os.O_TRUNC if create else 0)
+        self.fd = None
         try:
             self.fd = os.open(path, flags, 0o644)
             if truncate_to is not None:
                 os.ftruncate(self.fd, truncate_to)
             self.size = os.lseek(self.fd, 0, os.SEEK_END)
         except OSError as e:
+            self.close()
             raise WriteError(path, e) from None
 
     def append(self, data: bytes) -> None:
@@ -178,22 +180,26 @@ class FileLock:
         self.path = path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._acquire(wait_s)
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            self.release()  # never a descriptor (and so a lock) left open by a failed acquisition
+            raise
+
+    def _acquire(self, wait_s: float) -> None:
         deadline = time.monotonic() + wait_s
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return
             except OSError as e:
                 if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise
                 if time.monotonic() >= deadline:
-                    pid = _read_pid(self.fd)
-                    os.close(self.fd)
-                    self.fd = None
-                    raise Locked(path, pid) from None
+                    raise Locked(self.path, _read_pid(self.fd)) from None
                 time.sleep(0.05)
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
 
     def release(self) -> None:
         if self.fd is not None:

@@ -85,12 +85,11 @@ class RunSpec:
     checkpoint_every_min: float = _arg(10.0, "minutes between checkpoints at the most (a checkpoint also follows "
                                                  "every evaluation; <= 0: only at evaluations)")
 
-    @property
-    def label(self) -> str:
+    def label(self, family: str | None = None) -> str:
         """The algorithm as results name it: its registry name, with an explicitly chosen preset appended
-        (``sacfd-prior``, the paper's SAC+BC, is another baseline than ``sacfd``). A preset picked by the task's
-        family (AWAC's ``hand``) is the algorithm's own configuration for that task and is not appended."""
-        return f"{self.algo}-{self.algo_preset}" if self.algo_preset else self.algo
+        (``sacfd-prior``, the paper's SAC+BC, is another baseline than ``sacfd``), unless that preset is the one
+        the task's ``family`` picks anyway (``--algo-preset hand`` on a hand task is plain AWAC)."""
+        return f"{self.algo}-{self.algo_preset}" if self.algo_preset and self.algo_preset != family else self.algo
 
     @property
     def run_id(self) -> str:
@@ -246,6 +245,7 @@ class _Diverged(Exception):
 
 # config.json keys that do not change a run's numbers: a stored run whose config differs only in these resumes
 NON_RESULT_KEYS = frozenset({"save_model", "checkpoint_every_min", "checkpoint_at_eval", "dataset", "dataset_path",
+                             "algo_label",
                              "warnings"})
 PROGRESS_EVERY_S = 2.0  # seconds between progress.json updates (read by the sweep's bar and `awac-bench status`)
 KILL_ENV = "AWAC_BENCH_TEST_KILL"  # tests: "ckpt:N" | "offline:G" | "online:E" -> SIGKILL this process there
@@ -305,6 +305,8 @@ def _read_checkpoint(run_dir: str, config: dict) -> tuple[dict | None, str | Non
             return None, "its checkpoint has another format or run id"
         state["_chunks"] = [checkpoint.load(checkpoint.chunk_path(ckpt_dir, k)) for k in state["chunks"]]
         for name in ("evals", "train", "episodes"):
+            if f"{name}_bytes" not in state["rows"]:  # a checkpoint from before episodes.csv existed
+                continue
             if os.path.getsize(os.path.join(run_dir, f"{name}.csv")) < state["rows"][f"{name}_bytes"]:
                 return None, f"its {name}.csv is shorter than the checkpoint recorded"
     except Exception as e:  # unreadable, truncated, unpickling refused, ...
@@ -426,6 +428,7 @@ def _run_locked(spec: RunSpec, out_dir: str, progress: bool, resume: bool, force
     diag_mc = float(ds.mc_returns(gamma)[diag_idx].mean())
 
     config = {**dataclasses.asdict(spec), "run_id": spec.run_id, "algo_preset_resolved": preset,
+              "algo_label": spec.label(task.family),
               "algo_config": cfg.to_dict(), "task_env_id": task.env_id,
               # paths relative to the project root (or ~/...), never this machine's absolute prefix
               "dataset": portable_path(spec.dataset), "dataset_path": portable_path(task.dataset_path),
@@ -462,7 +465,8 @@ def _run_locked(spec: RunSpec, out_dir: str, progress: bool, resume: bool, force
         dest = keep_aside(run_dir)
         print(f"{spec.run_id}: unfinished but cannot be resumed: {e}: kept aside in {dest}; starting it again",
               file=sys.stderr, flush=True)
-        return _run_locked(spec, out_dir, progress, False, False, allow_code_change, prepared)
+        fresh = (task, cls, preset, cfg, task.make_env(), ds)  # the old env may hold half a restored state
+        return _run_locked(spec, out_dir, progress, False, False, allow_code_change, fresh)
 
 
 def _code_change(run_id: str, state: dict, allow: bool) -> list[dict]:
@@ -521,6 +525,8 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
                                                                                 spec.eval_every)
             writer = RunWriter(run_dir, config, resume=state["rows"],
                                meta_extra={"code_changes": code_changes} if code_changes else None)
+        except files.WriteError:
+            raise  # a full disk is not a checkpoint that does not fit: the run stays resumable
         except Exception as e:
             raise _RestoreFailed(f"its checkpoint does not fit ({type(e).__name__}: {e})") from e
         stage = state["stage"]
@@ -532,7 +538,7 @@ def _execute(spec, task, algo, env, eval_env, buffer, config, run_dir, state, pr
     os.makedirs(ckpt_dir, exist_ok=True)
 
     t0 = time.perf_counter() - elapsed0
-    base = {"run_id": spec.run_id, "algo": spec.label, "task": task.name, "seed": spec.seed}
+    base = {"run_id": spec.run_id, "algo": config["algo_label"], "task": task.name, "seed": spec.seed}
     total = spec.offline_steps + spec.online_steps
     kill = _kill_point()
     ck = {"since": buffer.added, "last": time.monotonic(), "written": 0, "seconds": [], "bytes": [],

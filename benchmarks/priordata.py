@@ -292,9 +292,7 @@ def generate(task, path: str, progress: bool = True) -> tuple[Dataset, dict]:
                        "the AWAC paper's prior-data recipe", "license": "MIT",
              "env_hint": f"{task.env_id} (obs {ds.obs_dim}, act {ds.act_dim})", "generation": json.dumps(info)}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.partial"  # an interrupted write never leaves half a dataset under the task's name
-    write_d4rl_hdf5(tmp, ds, attrs, extra={"source": source, "episode_ids": episode_ids})
-    os.replace(tmp, path)
+    write_d4rl_hdf5(path, ds, attrs, extra={"source": source, "episode_ids": episode_ids})  # atomic (per-PID tmp)
     return ds, info
 
 

@@ -80,8 +80,9 @@ def measure(task, dataset_path: str, seed: int = 0, episodes: int = EPISODES, of
 
     steps = offline_steps if offline_steps is not None else OFFLINE_STEPS[task.family]
     sha = load_dataset(dataset_path).checksum()
-    # one directory per dataset checksum: a finished measurement of the same data is reused, never of other data
-    out = os.path.join(workdir or QUALITY_ROOT, f"{task.name}-{sha[:12]}")
+    # one directory per dataset checksum and measurement setting: a finished measurement of the same data with the
+    # same steps, episodes and seed is reused, never one of other data or settings
+    out = os.path.join(workdir or QUALITY_ROOT, f"{task.name}-{sha[:12]}-bc{steps}-e{episodes}-s{seed}")
     spec = RunSpec(algo="bc", task=task.name, seed=seed, offline_steps=steps, online_steps=0,
                    eval_episodes=episodes, dataset=dataset_path, checkpoint_every_min=5.0)
     t0 = time.perf_counter()

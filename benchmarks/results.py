@@ -84,7 +84,7 @@ class RunWriter:
             self._episodes.append(_csv_bytes([list(EPISODE_COLUMNS)]))
         else:
             for path, key in ((evals, "evals_bytes"), (train, "train_bytes"), (episodes, "episodes_bytes")):
-                if os.path.getsize(path) < resume[key]:
+                if key in resume and os.path.getsize(path) < resume[key]:
                     raise ValueError(f"{os.path.basename(path)} is shorter than its checkpoint recorded")
             with open(os.path.join(run_dir, "meta.json")) as f:
                 self.meta = json.load(f)
@@ -97,9 +97,12 @@ class RunWriter:
             # drop rows written after the checkpoint
             self._evals = files.AppendFile(evals, truncate_to=resume["evals_bytes"])
             self._train = files.AppendFile(train, truncate_to=resume["train_bytes"])
-            self._episodes = files.AppendFile(episodes, truncate_to=resume["episodes_bytes"])
             self.n_evals, self.n_train = int(resume["evals_rows"]), int(resume["train_rows"])
-            self.n_episodes = int(resume["episodes_rows"])
+            # a checkpoint from before episodes.csv existed (resumed with --allow-code-change): no episodes.csv for
+            # this run rather than one that misses its first episodes (its regret stays undefined)
+            self._episodes = files.AppendFile(episodes, truncate_to=resume["episodes_bytes"]) \
+                if "episodes_bytes" in resume else None
+            self.n_episodes = int(resume.get("episodes_rows", 0))
 
     def eval_row(self, row: dict[str, Any]) -> None:
         self._evals.append(_csv_bytes([[_fmt(row.get(c)) for c in EVAL_COLUMNS]]))
@@ -110,16 +113,23 @@ class RunWriter:
         self.n_train += len(metrics)
 
     def episode_rows(self, rows: list[dict[str, Any]]) -> None:
+        if self._episodes is None:
+            return
         self._episodes.append(_csv_bytes([[_fmt(r.get(c)) for c in EPISODE_COLUMNS] for r in rows]))
         self.n_episodes += len(rows)
 
+    def _tables(self) -> list[files.AppendFile]:
+        return [fh for fh in (self._evals, self._train, self._episodes) if fh is not None]
+
     def rows(self) -> dict[str, int]:
         """Rows and bytes on disk now (fsync'd), for a checkpoint to record."""
-        for fh in (self._evals, self._train, self._episodes):
+        for fh in self._tables():
             fh.sync()
-        return {"evals_rows": self.n_evals, "train_rows": self.n_train, "episodes_rows": self.n_episodes,
-                "evals_bytes": self._evals.size, "train_bytes": self._train.size,
-                "episodes_bytes": self._episodes.size}
+        rows = {"evals_rows": self.n_evals, "train_rows": self.n_train,
+                "evals_bytes": self._evals.size, "train_bytes": self._train.size}
+        if self._episodes is not None:
+            rows.update(episodes_rows=self.n_episodes, episodes_bytes=self._episodes.size)
+        return rows
 
     def finish(self, extra_meta: dict[str, Any] | None = None) -> None:
         self.rows()  # every row on disk before DONE says so
@@ -135,7 +145,7 @@ class RunWriter:
         files.atomic_write_text(os.path.join(self.run_dir, "FAILED"), reason.strip().replace("\n", " ") + "\n")
 
     def close(self) -> None:
-        for fh in (self._evals, self._train, self._episodes):
+        for fh in self._tables():
             fh.close()
 
     def _write_meta(self) -> None:

@@ -80,7 +80,7 @@ def test_until_stops_at_the_first_evaluation_at_the_bar(tmp_path):
 
 def test_a_second_trainer_of_the_same_directory_is_refused(tmp_path):
     wd = str(tmp_path / "w")
-    held = files.FileLock(os.path.join(wd, "LOCK"))
+    held = files.FileLock(expert.lock_path(wd))
     try:
         with pytest.raises(UserError, match=rf"being written by another process \(PID {os.getpid()}\)"):
             train_expert(_spec(), out=str(tmp_path / "e.pt"), workdir=wd, progress=False)
@@ -146,3 +146,9 @@ def test_a_warm_start_continues_another_machines_training_and_says_so(tmp_path, 
     with pytest.raises(UserError, match="other settings"):
         train_expert(_spec(random_steps=200), out=str(tmp_path / "c.pt"), workdir=str(tmp_path / "c"),
                      warm_start=str(tmp_path / "exported.pt"))
+
+
+def test_a_warm_start_into_a_directory_with_its_own_training_is_refused(tmp_path, interrupt_after_checkpoint):
+    wd = _interrupted(interrupt_after_checkpoint, tmp_path)
+    with pytest.raises(UserError, match="already holds a training of its own"):
+        train_expert(_spec(), out=str(tmp_path / "e.pt"), workdir=wd, warm_start=os.path.join(wd, "portable.pt"))

@@ -314,17 +314,80 @@ def test_an_explicit_preset_is_its_own_algorithm_in_the_results(tmp_path):
     res = load_results(out)
     assert sorted(res.runs["algo"]) == ["sacfd", "sacfd-prior"] and display_name("sacfd-prior") == "SAC+BC"
     assert set(res.evals["algo"]) == {"sacfd", "sacfd-prior"}
-    assert spec(algo="awac").label == "awac"
+    assert spec(algo="awac").label("hand") == "awac" and spec(algo="awac", algo_preset="hand").label("hand") == "awac"
+    assert spec(algo="awac", algo_preset="hand").label("mujoco") == "awac-hand"  # a real variant there
 
 
 def test_the_main_grid():
     from benchmarks.presets import grid, split_algo
 
     g = grid("main")
-    assert len(g) == 84 and {s.label for s in g} == {"awac", "sacfd", "sacfd-prior", "bear", "awr", "bc", "iql"}
+    assert len(g) == 84 and {s.label() for s in g} == {"awac", "sacfd", "sacfd-prior", "bear", "awr", "bc", "iql"}
     assert all(s.utd == 1 and s.online_steps == 80_000 and s.eval_episodes == 20 for s in g)  # both cuts
     assert all(s.overrides["actor_hidden"] == (256, 256) for s in g if s.algo == "bear")
     assert {(s.task, s.offline_steps) for s in g} == {("pen-binary", 25_000), ("door-binary", 25_000),
                                                       ("halfcheetah-awac", 50_000), ("walker2d-awac", 50_000)}
     with pytest.raises(UserError, match="no preset 'nope'"):
         split_algo("sacfd:nope")
+
+
+def test_collect_counts_steps_at_the_goal_per_training_episode():
+    """Known answer on a stub env: episodes of 3 steps, at the goal on steps 2 and 3 of the second one."""
+    from benchmarks.buffer import ReplayBuffer
+    from benchmarks.harness import Episode, collect
+
+    class Stub:
+        def __init__(self):
+            self.t, self.ep = 0, 0
+
+        def reset(self):
+            self.t, self.ep = 0, self.ep + 1
+            return np.zeros(2, np.float32), {}
+
+        def step(self, act):
+            self.t += 1
+            goal = self.ep == 1 and self.t >= 2  # the second episode (ep counts resets after the first)
+            return np.full(2, self.t, np.float32), 0.0 if goal else -1.0, False, self.t == 3, {"success": goal}
+
+    class Zero:
+        def act(self, obs, deterministic):
+            return np.zeros((1, 1), np.float32)
+
+    env, ended = Stub(), []
+    ep = Episode(np.zeros(2, np.float32))
+    returns = collect(env, Zero(), ReplayBuffer(2, 1, 16), ep, 7, ended)
+    assert returns == [-3.0, -1.0] and ended == [(-3.0, 3, 0), (-1.0, 3, 2)]
+    assert (ep.steps, ep.goal_steps) == (1, 0)  # the third episode is one step in
+
+
+def test_a_full_disk_at_the_resume_keeps_the_checkpoint(tmp_path, monkeypatch, interrupt_after_checkpoint):
+    """Still full when the user reruns: the resume fails with the same one line and the run stays resumable
+    (not moved aside and started again)."""
+    s = spec()
+    out = str(tmp_path / "out")
+    interrupt_after_checkpoint(lambda: run(s, out, progress=False), 2)
+    _enospc_at(monkeypatch, "meta.json.tmp", 1)  # the resume's first write
+    with pytest.raises(files.WriteError, match="meta.json"):
+        run(s, out, progress=False)
+    monkeypatch.undo()
+    assert not os.path.exists(os.path.join(out, "old"))
+    run(s, out, progress=False)
+    assert len(evals(os.path.join(out, "runs", s.run_id))) == 3
+
+
+def test_a_checkpoint_from_before_code_identity_and_episodes_csv(tmp_path, interrupt_after_checkpoint):
+    """A checkpoint without code identity or episodes bookkeeping (an older version) is refused like any code
+    change; with --allow-code-change it resumes, and the run has no episodes.csv rather than a partial one."""
+    s = spec(offline_steps=20, online_steps=450, eval_every=150, eval_every_offline=0, utd=0.1)
+    out = str(tmp_path / "out")
+    interrupt_after_checkpoint(lambda: run(s, out, progress=False), 3)
+    run_dir = os.path.join(out, "runs", s.run_id)
+    path = os.path.join(run_dir, "ckpt", "state.pt")
+    state = harness.checkpoint.load(path)
+    del state["code"], state["rows"]["episodes_bytes"], state["rows"]["episodes_rows"]
+    harness.checkpoint.atomic_save(state, path)
+    os.remove(os.path.join(run_dir, "episodes.csv"))
+    with pytest.raises(UserError, match="no code identity"):
+        run(s, out, progress=False)
+    run(s, out, progress=False, allow_code_change=True)
+    assert os.path.isfile(os.path.join(run_dir, "DONE")) and not os.path.exists(os.path.join(run_dir, "episodes.csv"))
