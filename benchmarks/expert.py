@@ -178,13 +178,11 @@ def train_expert(spec: ExpertSpec, out: str | None = None, workdir: str | None =
     env = task.make_env()  # an unknown env id: one line (UserError) before anything is written
     eval_env = task.make_env()
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    try:  # beside the directory, not in it: moving the directory aside never moves the lock with it
-        lock = files.FileLock(lock_path(workdir))
-    except files.Locked as e:
-        raise UserError(f"expert training {spec.env_id} (seed {spec.seed}) in {workdir} is being written by "
-                        f"another process (PID {e.pid}): not started") from None
-    except OSError as e:
-        raise UserError(f"cannot write the expert training directory {workdir}: {e.strerror}") from None
+    from benchmarks.harness import exclusive
+
+    # beside the directory, not in it: moving the directory aside never moves the lock with it
+    lock = exclusive(lock_path(workdir), f"expert training {spec.env_id} (seed {spec.seed}) in {workdir} is being "
+                                         "written by another process", workdir)
     try:
         return _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, allow_code_change,
                       warm_start)

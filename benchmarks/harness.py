@@ -358,14 +358,20 @@ def run_lock_path(out_dir: str, run_id: str) -> str:
     return os.path.join(out_dir, "locks", f"{run_id}.lock")
 
 
-def lock_run(out_dir: str, run_id: str) -> files.FileLock:
+def exclusive(path: str, busy: str, where: str, error: type[UserError] = UserError, hint: str = "") -> files.FileLock:
+    """The lock at ``path`` for this process, or one line: ``error("<busy> (PID n): not started<hint>")`` when another
+    live process holds it, a UserError when ``where`` cannot be written."""
     try:
-        return files.FileLock(run_lock_path(out_dir, run_id))
+        return files.FileLock(path)
     except files.Locked as e:
-        raise RunLocked(f"{run_id} is being written by another process (PID {e.pid}) in {out_dir}: "
-                        "not started") from None
+        raise error(f"{busy} (PID {e.pid}): not started{hint}") from None
     except OSError as e:
-        raise UserError(f"cannot write results to '{out_dir}': {e.strerror}") from None
+        raise UserError(f"cannot write to '{where}': {e.strerror}") from None
+
+
+def lock_run(out_dir: str, run_id: str) -> files.FileLock:
+    return exclusive(run_lock_path(out_dir, run_id), f"{run_id} is being written by another process", out_dir,
+                     RunLocked, hint=f" (results folder {out_dir})")
 
 
 def run(spec: RunSpec, out_dir: str, progress: bool = True, resume: bool = True, force: bool = False,

@@ -44,6 +44,7 @@ from benchmarks.harness import (
     RunLocked,
     RunSpec,
     check_output_dir,
+    exclusive,
     prepare,
     run,
     run_lock_path,
@@ -224,13 +225,8 @@ def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str
     if workers < 1:
         raise UserError("--workers must be >= 1")
     check_output_dir(out_dir)
-    try:
-        lock = files.FileLock(sweep_lock_path(out_dir))
-    except files.Locked as e:
-        raise UserError(f"{out_dir} is being written by another sweep (PID {e.pid}): not started; "
-                        f"`awac-bench status {out_dir}` shows its progress") from None
-    except OSError as e:
-        raise UserError(f"cannot write results to '{out_dir}': {e.strerror}") from None
+    lock = exclusive(sweep_lock_path(out_dir), f"{out_dir} is being written by another sweep", out_dir,
+                     hint=f"; `awac-bench status {out_dir}` shows its progress")
     try:
         return _sweep_locked(specs, out_dir, workers, backend, fresh, progress, allow_code_change)
     finally:
