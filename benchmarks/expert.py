@@ -34,7 +34,6 @@ the expert's summary says so.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import os
@@ -401,11 +400,7 @@ def export_portable(workdir: str, dest: str) -> dict:
     state = checkpoint.load(path)
     with open(os.path.join(workdir, "config.json")) as f:
         config = json.load(f)
-    curve_path = os.path.join(workdir, "curve.csv")
-    with open(curve_path, "rb") as f:
-        text = f.read(int(state["curve_bytes"])).decode()
-    rows = list(csv.DictReader(text.splitlines()))
-    curve = [{k: (float(v) if "." in v or "e" in v or "nan" in v else int(v)) for k, v in r.items()} for r in rows]
+    curve = _read_curve(os.path.join(workdir, "curve.csv"), int(state["curve_bytes"]))
     portable = {"format": PORTABLE_FORMAT, "t": int(state["t"]), "algo": state["algo"], "returns": state["returns"],
                 "elapsed_s": float(state["elapsed_s"]), "curve": curve, "config": config, "code": state.get("code"),
                 "code_changes": state.get("code_changes", []), "warm_starts": state.get("warm_starts", [])}
@@ -420,12 +415,14 @@ def _progress(workdir: str, t: int, total: int, wall_s: float, last_eval: dict |
     files.atomic_write_json(os.path.join(workdir, "progress.json"), info, indent=None)
 
 
-def _read_curve(path: str) -> list[dict]:
+def _read_curve(path: str, nbytes: int = -1) -> list[dict]:
+    """curve.csv's rows (its first ``nbytes`` bytes: what a checkpoint recorded), numbers typed."""
     if not os.path.isfile(path):
         return []
-    with open(path) as f:
-        return [{k: (float(v) if "." in v or "e" in v or "nan" in v else int(v)) for k, v in row.items()}
-                for row in csv.DictReader(f)]
+    with open(path, "rb") as f:
+        text = f.read(nbytes).decode()
+    return [{k: (float(v) if "." in v or "e" in v or "nan" in v else int(v)) for k, v in row.items()}
+            for row in csv.DictReader(text.splitlines())]
 
 
 def _last_curve_row(path: str) -> dict | None:
@@ -445,7 +442,3 @@ def expert_summary_line(info: dict) -> str:
     verdict = ("" if bar is None else f", bar {bar:g} {'reached' if info['reached_bar'] else 'NOT reached'}")
     return (f"expert {info['env_id']}: eval return {info['eval_return_mean']:.1f} +- {info['eval_return_std']:.1f} "
             f"({info['eval_episodes']} episodes) after {info['steps_done']} steps{verdict}, {info['wall_s']:.0f} s")
-
-
-def spec_fields() -> list[dataclasses.Field]:
-    return list(dataclasses.fields(ExpertSpec))
