@@ -90,7 +90,7 @@ class AWAC(Algorithm):
     # pretrain_rl=True, so rlkit/launchers/experiments/awac/awac_rl.py calls
     # AWACTrainer.pretrain_q_with_bc_data(), which samples replay_buffer.random_batch(self.bc_batch_size)
     # with AWACTrainer's default bc_batch_size=128 (neither launcher sets it; rlkit/torch/sac/awac_trainer.py).
-    # The online phase uses batch_size=1024 (awac1.py batch_size). Offline step counts: benchmarks/presets.py.
+    # The online phase uses batch_size=1024 (awac1.py batch_size). Offline step counts: benchmarks/sweeps/presets.py.
     presets = {
         # rlkit examples/awac/mujoco/awac1.py (the config defaults)
         "mujoco": {"offline_batch_size": 128},

@@ -1,6 +1,6 @@
 """The contract every algorithm implements, and the strict config base class.
 
-An algorithm is a bag of networks plus one gradient step. The harness (``benchmarks.harness``)
+An algorithm is a bag of networks plus one gradient step. The harness (``benchmarks.run.harness``)
 owns the protocol: when the phase switches, how data is collected and how the policy is evaluated.
 An algorithm only *declares* what it needs from that protocol (see ``Algorithm`` class attributes).
 """

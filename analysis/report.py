@@ -21,7 +21,7 @@ from analysis.load import Results, load_results
 from analysis.metrics import run_metrics
 from analysis.stats import CI_DESCRIPTION
 from analysis.style import algo_palette, display_name, order_algos
-from benchmarks.provenance import provenance_lines, stale_datasets, summarize
+from benchmarks.common.provenance import provenance_lines, stale_datasets, summarize
 
 REFERENCE = "awac"
 WINDOW_FRACTION = 0.2

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks import results
+from benchmarks.run import results
 
 
 class SchemaError(ValueError):
@@ -21,7 +21,7 @@ class SchemaError(ValueError):
 
 PHASES = ("offline", "online")
 
-# the columns and their kinds are the harness's contract (benchmarks/results.py), read from there
+# the columns and their kinds are the harness's contract (benchmarks/run/results.py), read from there
 EVALS_STR = results.columns_of(results.EVAL_COLUMNS, "str")
 EVALS_INT = results.columns_of(results.EVAL_COLUMNS, "int")
 EVALS_FLOAT_REQUIRED = results.columns_of(results.EVAL_COLUMNS, "float")  # must be a number on every row

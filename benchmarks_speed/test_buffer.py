@@ -8,13 +8,13 @@ from .conftest import ACT, OBS
 
 @pytest.mark.parametrize("batch", [256, 1024])
 def test_sample(benchmark, batch):
-    from benchmarks import speed
+    from benchmarks.commands import speed
 
     benchmark(speed.synthetic_buffer(OBS, ACT, 100_000).sample, batch)
 
 
 def test_add_one_transition(benchmark):
-    from benchmarks.buffer import ReplayBuffer
+    from benchmarks.data.buffer import ReplayBuffer
 
     buf = ReplayBuffer(OBS, ACT, 100_000)
     obs, act = np.zeros(OBS), np.zeros(ACT, np.float32)

@@ -4,7 +4,7 @@ thread, at its default batch size and at 256; plus AWAC's opt-in torch.compile p
 import pytest
 
 import algorithms
-from benchmarks import speed
+from benchmarks.commands import speed
 
 from .conftest import ACT, OBS
 

@@ -5,9 +5,10 @@
     python scripts/compare_speed.py --d3rlpy-python /tmp/d3venv/bin/python --corl ~/CORL/algorithms/finetune/awac.py
     python scripts/compare_speed.py --baseline /tmp/before --no-other
 
-Each contender is a worker process (one torch thread) on the same synthetic data (``benchmarks.speed``), network
+Each contender is a worker process (one torch thread) on the same synthetic data (``benchmarks.commands.speed``),
+network
 sizes and batch size; a step is what its library's training loop does per gradient step, sampling included
-(ours: ``benchmarks.speed.training_step``; d3rlpy: ``sample_transition_batch`` + ``update``; CORL: ``sample`` +
+(ours: ``benchmarks.commands.speed.training_step``; d3rlpy: ``sample_transition_batch`` + ``update``; CORL: ``sample`` +
 ``update``). Workers run in alternating ~0.25 s chunks, so load slows all alike; the table shows medians.
 AWR and IQL have no d3rlpy counterpart (use ``--baseline``); ceilings are ``awac-bench speed``'s business.
 """
@@ -45,7 +46,7 @@ CORL_SIZES = {"actor_hidden": (256, 256, 256), "critic_hidden": (256, 256, 256)}
 # workers (run in their own interpreter; only numpy + torch + the library they measure)
 # ============================================================================================================
 def _speed():
-    """This checkout's ``benchmarks/speed.py`` loaded by path (numpy only at import): a baseline worker imports
+    """This checkout's ``benchmarks/commands/speed.py`` loaded by path (numpy only at import): a baseline worker imports
     the *other* checkout's ``algorithms`` and ``benchmarks`` packages, a d3rlpy worker neither."""
     if "awac_bench_speed" not in sys.modules:
         path = os.path.join(ROOT, "benchmarks", "speed.py")
@@ -78,7 +79,7 @@ def build_ours(spec):
     import torch
 
     import algorithms
-    from benchmarks.buffer import ReplayBuffer
+    from benchmarks.data.buffer import ReplayBuffer
 
     assert os.path.samefile(os.path.dirname(os.path.dirname(algorithms.__file__)), root), algorithms.__file__
     torch.manual_seed(0)

@@ -44,8 +44,8 @@ class StopRun(BaseException):
 def interrupt_after_checkpoint():
     """``interrupt(fn, n)``: call ``fn`` and stop it right after its n-th checkpoint (``state.pt``) is written.
 
-    The harness and the expert trainer both write checkpoints through ``benchmarks.checkpoint.atomic_save``."""
-    from benchmarks import checkpoint
+    The harness and the expert trainer both write checkpoints through ``benchmarks.common.checkpoint.atomic_save``."""
+    from benchmarks.common import checkpoint
 
     def interrupt(fn, n: int) -> None:
         orig, count = checkpoint.atomic_save, [0]

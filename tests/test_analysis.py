@@ -33,7 +33,7 @@ from analysis.report import make_report
 from analysis.stats import iqm, iqm_ci, mean_ci, poi_point, probability_of_improvement
 from analysis.style import algo_palette, format_steps
 from analysis.tables import offline_online_cells, offline_online_latex
-from benchmarks.results import EVAL_COLUMNS, TRAIN_COLUMNS  # noqa: E402 - the harness's contract, written once
+from benchmarks.run.results import EVAL_COLUMNS, TRAIN_COLUMNS  # noqa: E402 - the harness's contract, written once
 
 OFFLINE_STEPS, ONLINE_STEPS, EVAL_EVERY = 10_000, 20_000, 2_000
 

@@ -57,7 +57,7 @@ def test_presets_pretrain_on_rlkit_bc_batch_size(preset):
 
 def test_paper_preset_offline_steps_per_task_family():
     # rlkit q_num_pretrain2_steps: 25000 in examples/awac/hand/awac1.py, 50000 in examples/awac/mujoco/awac1.py
-    from benchmarks.presets import grid
+    from benchmarks.sweeps.presets import grid
 
     specs = grid("paper", algos=["awac"], tasks=["pen-binary-human", "halfcheetah-sac-replay"], seeds=[0])
     assert {s.task: s.offline_steps for s in specs} == {"pen-binary-human": 25_000, "halfcheetah-sac-replay": 50_000}

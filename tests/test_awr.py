@@ -17,7 +17,7 @@ import torch
 import algorithms
 from algorithms.awr import AWR, advantage_weights, td_lambda_returns
 from algorithms.base import Batch
-from benchmarks.buffer import ReplayBuffer
+from benchmarks.data.buffer import ReplayBuffer
 
 G = L = 0.5
 

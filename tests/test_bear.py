@@ -243,7 +243,7 @@ def test_act_takes_the_argmax_of_the_first_q_over_samples():
 
 
 def test_vae_loss_goes_down_on_a_small_synthetic_dataset():
-    from benchmarks.buffer import ReplayBuffer
+    from benchmarks.data.buffer import ReplayBuffer
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

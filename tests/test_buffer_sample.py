@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmarks.buffer import ReplayBuffer
+from benchmarks.data.buffer import ReplayBuffer
 
 
 def numbered_buffer(n=50, with_returns=False):

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from algorithms.base import UserError
-from benchmarks import catalog, cli
-from benchmarks.data import load_dataset
-from benchmarks.scores import family_of
-from benchmarks.tasks import get_task
+from benchmarks.commands import cli
+from benchmarks.common.scores import family_of
+from benchmarks.data.dataset import load_dataset
+from benchmarks.tasks import catalog
+from benchmarks.tasks.registry import get_task
 
 minari = pytest.importorskip("minari")  # dev extra (pyproject.toml); everything here runs offline
 
@@ -203,8 +204,8 @@ def test_list_mentions_both_name_forms(capsys):
 # ---- item 8: datasets recorded in the env's action units --------------------------------------------------
 
 def test_pendulum_actions_are_mapped_to_the_rescaled_env(tmp_path, monkeypatch):
-    from benchmarks import harness
-    from benchmarks.harness import RunSpec
+    from benchmarks.run import harness
+    from benchmarks.run.harness import RunSpec
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     buffers = write_pendulum()
@@ -234,7 +235,7 @@ def test_pendulum_actions_are_mapped_to_the_rescaled_env(tmp_path, monkeypatch):
 
 
 def test_registered_task_config_records_a_relative_path_and_no_scale(tmp_path):
-    from benchmarks.harness import RunSpec, run
+    from benchmarks.run.harness import RunSpec, run
 
     spec = RunSpec(algo="bc", task="pen-binary-human", offline_steps=2, online_steps=0, eval_episodes=1,
                    log_every=1, overrides={"batch_size": 8})
@@ -247,7 +248,7 @@ def test_registered_task_config_records_a_relative_path_and_no_scale(tmp_path):
 def test_out_of_bound_actions(tmp_path, monkeypatch, capsys, bad, ok):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     write_pendulum(act_fn=lambda a, i: np.array([bad], np.float32) if i == 7 else a)
-    from benchmarks.harness import RunSpec, prepare
+    from benchmarks.run.harness import RunSpec, prepare
 
     spec = RunSpec(algo="awac", task="test/pendulum/random-v0")
     if ok:  # within 1e-5 of the range (4): clipped to the bound

@@ -1,4 +1,4 @@
-"""The regression check's rules (benchmarks/check.py): known answers, and bad input."""
+"""The regression check's rules (benchmarks/commands/check.py): known answers, and bad input."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from benchmarks import check
-from benchmarks.cli import main
+from benchmarks.commands import check
+from benchmarks.commands.cli import main
 
 
 def test_score_rule_fails_only_on_a_clear_and_large_drop():
@@ -47,7 +47,7 @@ def test_compare_scores_and_speed_tables():
 def test_speed_is_remeasured_below_the_tolerance_and_the_best_counts(monkeypatch):
     """A burst of load passes once a re-measurement is back above 85% of the reference; a real slowdown is
     measured 1 + SPEED_RETRIES times and still fails; an algorithm at its reference is measured once."""
-    import benchmarks.speed
+    import benchmarks.commands.speed
 
     series = {"burst": [0.28, 0.28, 0.37], "slow": [0.2] * 10, "fine": [0.34]}
     calls: dict[str, list[float]] = {}
@@ -56,7 +56,7 @@ def test_speed_is_remeasured_below_the_tolerance_and_the_best_counts(monkeypatch
         calls.setdefault(algo, []).append(seconds)
         return {"updates_per_s": 1.0, "efficiency": series[algo][len(calls[algo]) - 1]}
 
-    monkeypatch.setattr(benchmarks.speed, "measure", fake_measure)
+    monkeypatch.setattr(benchmarks.commands.speed, "measure", fake_measure)
     ref = {"burst": 0.34, "slow": 0.34, "fine": 0.34}
     got = check.speed_fractions(["burst", "slow", "fine"], seconds=1.0, reference=ref)
     assert got == {"burst": 0.37, "slow": 0.2, "fine": 0.34}

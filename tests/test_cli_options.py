@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from benchmarks import cli
-from benchmarks.harness import RunSpec
+from benchmarks.commands import cli
+from benchmarks.run.harness import RunSpec
 
 BASE = ["run", "--algo", "awac", "--task", "pen-binary", "--out", "o"]
 

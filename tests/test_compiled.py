@@ -10,7 +10,7 @@ import torch
 
 import algorithms
 from algorithms.compiled import CompiledLossGrad
-from benchmarks import speed
+from benchmarks.commands import speed
 
 OBS, ACT, ROWS, B = 5, 3, 400, 32
 SMALL = {"awr": {"critic_steps": 2, "actor_steps": 2}}  # both of AWR's losses within four updates

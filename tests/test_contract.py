@@ -8,7 +8,7 @@ import torch
 
 import algorithms
 from algorithms.base import UserError
-from benchmarks.buffer import ReplayBuffer
+from benchmarks.data.buffer import ReplayBuffer
 
 OBS, ACT = 7, 3
 

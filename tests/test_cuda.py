@@ -12,7 +12,7 @@ import torch
 
 import algorithms
 from algorithms import networks
-from benchmarks.speed import synthetic_buffer
+from benchmarks.commands.speed import synthetic_buffer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from algorithms.base import UserError, episode_ends
-from benchmarks.data import from_arrays, load_d4rl_hdf5
-from benchmarks.tasks import get_task
+from benchmarks.data.dataset import from_arrays, load_d4rl_hdf5
+from benchmarks.tasks.registry import get_task
 
 
 def test_reads_a_valid_file(tiny_d4rl):
@@ -136,7 +136,7 @@ def write_minari(root, episodes=((5, True), (4, False)), obs_dim=3, act_dim=2):
 
 
 def test_minari_dataset_on_disk(tmp_path):
-    from benchmarks.data import load_dataset
+    from benchmarks.data.dataset import load_dataset
 
     ds = load_dataset(str(write_minari(tmp_path / "minari-ds")), 3, 2)
     assert len(ds) == 9
@@ -151,7 +151,7 @@ def test_minari_dataset_on_disk(tmp_path):
 
 
 def test_rescale_actions_maps_env_units_to_the_unit_box():
-    from benchmarks.data import rescale_actions
+    from benchmarks.data.dataset import rescale_actions
 
     raw = {"observations": np.zeros((4, 1), np.float32), "next_observations": np.zeros((4, 1), np.float32),
            "rewards": np.zeros(4, np.float32), "terminals": np.zeros(4, bool),
@@ -168,7 +168,7 @@ def test_rescale_actions_maps_env_units_to_the_unit_box():
 def test_portable_path(monkeypatch, tmp_path):
     import os
 
-    from benchmarks.data import PROJECT_ROOT, portable_path
+    from benchmarks.data.dataset import PROJECT_ROOT, portable_path
 
     assert portable_path(os.path.join(PROJECT_ROOT, "benchmarks", "datasets", "x.hdf5")) == "benchmarks/datasets/x.hdf5"
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -1,4 +1,4 @@
-"""The data-generating experts (benchmarks/expert.py): save/load, resume exactness, refusals."""
+"""The data-generating experts (benchmarks/generation/expert.py): save/load, resume exactness, refusals."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from algorithms.base import UserError
-from benchmarks import expert, files, priordata
-from benchmarks.expert import ExpertSpec, load_expert, train_expert
+from benchmarks.common import files
+from benchmarks.generation import expert, priordata
+from benchmarks.generation.expert import ExpertSpec, load_expert, train_expert
 
 
 def _spec(**kw) -> ExpertSpec:

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 
-from benchmarks.data import load_d4rl_hdf5
-from benchmarks.generate import generate_sac_replay, manifest_entry
-from benchmarks.tasks import get_task
+from benchmarks.data.dataset import load_d4rl_hdf5
+from benchmarks.generation.generate import generate_sac_replay, manifest_entry
+from benchmarks.tasks.registry import get_task
 
 
 def test_generation_is_deterministic_and_readable(tmp_path):

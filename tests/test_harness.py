@@ -8,8 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
-from benchmarks.harness import RunSpec, run
-from benchmarks.results import EVAL_COLUMNS, TRAIN_COLUMNS
+from benchmarks.run.harness import RunSpec, run
+from benchmarks.run.results import EVAL_COLUMNS, TRAIN_COLUMNS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(task="pen-binary-human", offline_steps=20, online_steps=30, eval_every=10, eval_every_offline=10,
@@ -131,8 +131,8 @@ def test_full_smoke_preset_then_plots(tmp_path):
 
 def test_ray_backend_without_ray_is_a_clear_error(tmp_path, monkeypatch):
     from algorithms.base import UserError
-    from benchmarks.presets import grid
-    from benchmarks.sweep import run_sweep
+    from benchmarks.sweeps.local import run_sweep
+    from benchmarks.sweeps.presets import grid
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(UserError, match="needs Ray"):

@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 
 from algorithms.base import UserError
-from benchmarks import files, harness, provenance
-from benchmarks.harness import RunLocked, RunSpec, run, run_lock_path
-from benchmarks.sweep import run_sweep, sweep_lock_path, sweep_status
+from benchmarks.common import files, provenance
+from benchmarks.run import harness
+from benchmarks.run.harness import RunLocked, RunSpec, run, run_lock_path
+from benchmarks.sweeps.local import run_sweep, sweep_lock_path, sweep_status
 
 BASE = dict(algo="bc", task="pen-binary-human", offline_steps=60, online_steps=0, eval_every_offline=20,
             eval_episodes=1, log_every=10, checkpoint_every_min=0.0)
@@ -319,7 +320,7 @@ def test_an_explicit_preset_is_its_own_algorithm_in_the_results(tmp_path):
 
 
 def test_the_main_grid():
-    from benchmarks.presets import grid, split_algo
+    from benchmarks.sweeps.presets import grid, split_algo
 
     g = grid("main")
     assert len(g) == 84 and {s.label() for s in g} == {"awac", "sacfd", "sacfd-prior", "bear", "awr", "bc", "iql"}
@@ -333,8 +334,8 @@ def test_the_main_grid():
 
 def test_collect_counts_steps_at_the_goal_per_training_episode():
     """Known answer on a stub env: episodes of 3 steps, at the goal on steps 2 and 3 of the second one."""
-    from benchmarks.buffer import ReplayBuffer
-    from benchmarks.harness import Episode, collect
+    from benchmarks.data.buffer import ReplayBuffer
+    from benchmarks.rollouts import Episode, collect
 
     class Stub:
         def __init__(self):

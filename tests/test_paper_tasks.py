@@ -8,8 +8,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from benchmarks import priordata
-from benchmarks.tasks import DOOR_HINGE_INDEX, TASKS, door_relabel, get_task
+from benchmarks.generation import priordata
+from benchmarks.tasks.registry import TASKS, get_task
+from benchmarks.tasks.task import DOOR_HINGE_INDEX, door_relabel
 
 HAND = ["pen-binary", "door-binary", "relocate-binary", "pen-binary-human", "door-binary-human"]
 DAPG = {"pen-binary": "dapg-pen-v0.npz", "door-binary": "dapg-door-v0.npz", "relocate-binary": "dapg-relocate-v0.npz"}
@@ -97,7 +98,7 @@ def test_prior_data_composition_and_determinism(tmp_path):
 
 def tiny_expert(tmp_path) -> str:
     """A Hopper expert of 110 steps (100 random): enough to exercise every path that uses one."""
-    from benchmarks.expert import ExpertSpec, train_expert
+    from benchmarks.generation.expert import ExpertSpec, train_expert
 
     path = str(tmp_path / "expert.pt")
     train_expert(ExpertSpec("Hopper-v5", steps=110, random_steps=100, eval_every=110, eval_episodes=1, buffer=200),
@@ -107,7 +108,7 @@ def tiny_expert(tmp_path) -> str:
 
 def test_mujoco_recipe_counts(tmp_path, monkeypatch):
     """15 noisy expert demos (13 loaded) + BC rollouts (int(0.9 n) loaded), from a tiny expert."""
-    from benchmarks import expert
+    from benchmarks.generation import expert
 
     path = tiny_expert(tmp_path)
     monkeypatch.setattr(expert, "expert_path", lambda env_id: path)
@@ -122,7 +123,7 @@ def test_mujoco_recipe_counts(tmp_path, monkeypatch):
 def test_random_policy_episodes_follow_the_rollouts(tmp_path, monkeypatch):
     """A recipe's ``n_random`` uniform-random episodes come last, as source 2, every one of them loaded; Hopper
     falls within them (terminal states), and the actions cover [-1, 1]."""
-    from benchmarks import expert
+    from benchmarks.generation import expert
 
     path = tiny_expert(tmp_path)
     monkeypatch.setattr(expert, "expert_path", lambda env_id: path)

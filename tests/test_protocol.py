@@ -13,10 +13,10 @@ import pytest
 
 import algorithms
 from algorithms.base import UserError
-from benchmarks import harness
-from benchmarks.buffer import ReplayBuffer
-from benchmarks.harness import RunSpec, online_blocks, planned_updates, run
-from benchmarks.tasks import get_task
+from benchmarks.data.buffer import ReplayBuffer
+from benchmarks.run import harness
+from benchmarks.run.harness import RunSpec, online_blocks, planned_updates, run
+from benchmarks.tasks.registry import get_task
 
 TINY = dict(task="pen-binary-human", eval_episodes=1, log_every=5)
 SMALL_BEAR = {"actor_hidden": (16, 16), "critic_hidden": (16, 16), "vae_hidden": (16, 16), "batch_size": 16}
@@ -80,7 +80,7 @@ def test_bear_budget_inside_the_warmup_is_flagged(tmp_path, capsys):
 
 
 def test_presets_give_bear_a_budget_past_its_warmup():
-    from benchmarks.presets import PRESETS, grid
+    from benchmarks.sweeps.presets import PRESETS, grid
 
     for preset in PRESETS:
         for spec in grid(preset, algos=["bear"], tasks=["pen-binary-human"], seeds=[0]):

@@ -1,4 +1,4 @@
-"""Prior-data quality (benchmarks/quality.py): BC (2), its band, the ladder; the door human-data recipe."""
+"""Prior-data quality (benchmarks/commands/quality.py): BC (2), its band, the ladder; the door human-data recipe."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from algorithms.base import UserError
-from benchmarks import generate, priordata, quality, tasks
-from benchmarks.tasks import DOOR_HINGE_INDEX, TASKS
+from benchmarks.commands import quality
+from benchmarks.generation import generate, priordata
+from benchmarks.tasks.registry import TASKS
+from benchmarks.tasks import registry as tasks
+from benchmarks.tasks.task import DOOR_HINGE_INDEX
 
 
 def _tiny(name, tmp_path, **kw):
@@ -129,7 +132,7 @@ def test_dapg_sampled_demonstrations_use_the_policys_own_gaussian():
 
 
 def test_data_info_refuses_a_dataset_that_fails_its_recorded_checksum(sandbox, monkeypatch, capsys):
-    from benchmarks import cli
+    from benchmarks.commands import cli
 
     tmp_path, manifest = sandbox
     task = _tiny("door-binary", tmp_path, n_demos=3)

@@ -2,7 +2,7 @@
 (``ray.cluster_utils.Cluster``) where a worker process is killed mid-run, Ray retries the task and the run
 resumes from the driver's copy of its checkpoint.
 
-Storage without a shared filesystem (benchmarks/ray_backend.py): the tasks get their own TMPDIR
+Storage without a shared filesystem (benchmarks/sweeps/ray_backend.py): the tasks get their own TMPDIR
 (``runtime_env``) and must leave nothing there; the driver's OUT must end up with complete run directories and
 the table of an uninterrupted local sweep, row for row."""
 
@@ -20,9 +20,9 @@ import ray
 from ray.cluster_utils import Cluster
 from test_resume import killed_run
 
-from benchmarks.harness import RunSpec
-from benchmarks.ray_backend import SCRATCH_PREFIX
-from benchmarks.sweep import run_sweep
+from benchmarks.run.harness import RunSpec
+from benchmarks.sweeps.local import run_sweep
+from benchmarks.sweeps.ray_backend import SCRATCH_PREFIX
 
 MB = 1024**2
 SMALL = {"batch_size": 32, "actor_hidden": [32, 32], "critic_hidden": [32, 32]}

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmarks import checkpoint
-from benchmarks.harness import KILL_ENV, RunSpec, run
+from benchmarks.common import checkpoint
+from benchmarks.run.harness import KILL_ENV, RunSpec, run
 
 SMALL = {"batch_size": 32, "actor_hidden": [32, 32], "critic_hidden": [32, 32]}
 # online budget past one 200-step pen episode, so a resumed run also crosses an env reset
@@ -144,7 +144,7 @@ def test_checkpoints_also_come_on_the_clock(tmp_path):
 @pytest.mark.parametrize("name", ["awac", "awr", "bc", "bear", "sacfd"])
 def test_every_algorithm_saves_and_loads_its_state_with_weights_only(tmp_path, name):
     import algorithms
-    from benchmarks.buffer import ReplayBuffer
+    from benchmarks.data.buffer import ReplayBuffer
 
     def trained(seed):
         torch.manual_seed(seed)

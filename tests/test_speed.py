@@ -12,7 +12,7 @@ import torch
 
 import algorithms
 from algorithms.base import Batch
-from benchmarks import speed
+from benchmarks.commands import speed
 
 OBS, ACT = 5, 3
 
@@ -126,7 +126,7 @@ def test_flops_are_counted_through_the_one_node_mlp_by_hand():
 
 
 def test_speed_measures_any_registered_algorithm(monkeypatch):
-    """A newly registered algorithm needs nothing from benchmarks/speed.py (no branch on names)."""
+    """A newly registered algorithm needs nothing from benchmarks/commands/speed.py (no branch on names)."""
     from algorithms.bc import BC
 
     class Clone(BC):

@@ -18,10 +18,10 @@ from test_resume import killed_run
 
 import algorithms
 from algorithms.bc import BC
-from benchmarks import cli
-from benchmarks.harness import RunSpec, config_diff, run
-from benchmarks.results import RunWriter
-from benchmarks.sweep import algo_rates, estimate_eta, read_progress, run_sweep, sweep_status, write_sweep_json
+from benchmarks.commands import cli
+from benchmarks.run.harness import RunSpec, config_diff, run
+from benchmarks.run.results import RunWriter
+from benchmarks.sweeps.local import algo_rates, estimate_eta, read_progress, run_sweep, sweep_status, write_sweep_json
 
 TINY = dict(task="pen-binary-human", offline_steps=20, online_steps=20, eval_every=10, eval_every_offline=10,
             eval_episodes=1, log_every=5)
@@ -213,7 +213,7 @@ def test_cli_run_reports_a_divergence_with_exit_1(tmp_path, capsys, diverging_al
 
 
 def test_non_finite_parameters_are_caught_without_a_non_finite_loss():
-    from benchmarks.harness import _Diverged, check_finite
+    from benchmarks.run.harness import _Diverged, check_finite
 
     algo = algorithms.make("bc", 3, 2, overrides={"actor_hidden": "4,4"})
     check_finite({"bc_loss": 1.0}, algo)
@@ -308,7 +308,7 @@ def test_runs_of_a_pool_whose_worker_died_continue_in_a_new_pool(monkeypatch):
     import concurrent.futures as cf
     from concurrent.futures.process import BrokenProcessPool
 
-    import benchmarks.sweep as sw
+    import benchmarks.sweeps.local as sw
 
     calls = []
 

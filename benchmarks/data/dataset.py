@@ -18,13 +18,13 @@ import numpy as np
 from algorithms.base import UserError, episode_ends
 
 # the suite's own data: shipped demonstrations and policies, generated prior data, experts, MANIFEST.json
-DATA_DIR = os.path.join(os.path.dirname(__file__), "datasets")
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "datasets")
 
 REQUIRED = ("observations", "actions", "rewards", "terminals")
 # actions at most this fraction of the bound range outside the env's bounds are clipped (float32 rounding of
 # data recorded at the bound); farther out they are an error (``rescale_actions``)
 ACTION_TOL = 1e-5
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass

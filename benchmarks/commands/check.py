@@ -3,7 +3,7 @@
 Three parts, one verdict each, summarised in markdown (printed and written to ``OUT/check.md``):
 
 1. **Scores.** The ``check`` preset (every registered algorithm on hopper-check and pen-binary-human, 500 offline
-   + 500 online steps; ``benchmarks/presets.py``) with seeds ``offset + 0, 1, 2``, against reference runs with
+   + 500 online steps; ``benchmarks/sweeps/presets.py``) with seeds ``offset + 0, 1, 2``, against reference runs with
    seeds ``REFERENCE_SEEDS``. Per algorithm and task, two declared tests:
 
    * **score**: each run's mean score over all its evaluations (offline and online: 4 evaluations of 5-10
@@ -34,7 +34,7 @@ Three parts, one verdict each, summarised in markdown (printed and written to ``
    must pass on unchanged code with any seed offset, not only reproduce stored numbers. The final scores of
    each phase are reported beside, without a verdict.
 2. **Speed.** Each algorithm's update rate as a fraction of the matrix-multiply ceiling measured in the same
-   process (``benchmarks.speed.measure``'s ``efficiency``, a ratio, so machines of different speed agree);
+   process (``benchmarks.commands.speed.measure``'s ``efficiency``, a ratio, so machines of different speed agree);
    fail when it falls more than ``SPEED_TOLERANCE`` (15%) below the stored fraction (the median of three
    measurements) in five measurements in a row (an algorithm below it is measured up to four more times, for
    twice as long, and the best fraction counts: a burst of load from another process must not fail CI; on the
@@ -61,9 +61,9 @@ import numpy as np
 import pandas as pd
 
 from algorithms.base import UserError
-from benchmarks.provenance import git_commit
+from benchmarks.common.provenance import git_commit
 
-REFERENCE_PATH = Path(__file__).with_name("check_reference.json")
+REFERENCE_PATH = Path(__file__).parents[1] / "check_reference.json"
 REFERENCE_SEEDS = list(range(6))
 CHECK_SEEDS = [0, 1, 2]
 DEFAULT_OFFSET = 1000
@@ -90,9 +90,10 @@ def score_table(seeds: list[int], out_dir: str, workers: int, progress: bool = T
     """Run the check preset with ``seeds`` into ``out_dir``; one row per run: algo, task, seed and RECORDED."""
     from analysis.load import load_results
     from analysis.metrics import run_metrics
-    from benchmarks.presets import grid
-    from benchmarks.sweep import run_sweep
-    from benchmarks.tasks import TASKS, ensure_generated_many
+    from benchmarks.generation.prepare import ensure_generated_many
+    from benchmarks.sweeps.local import run_sweep
+    from benchmarks.sweeps.presets import grid
+    from benchmarks.tasks.registry import TASKS
 
     specs = grid("check", algos=algos, seeds=seeds)
     ensure_generated_many([s.task for s in specs if s.task in TASKS], workers)
@@ -128,7 +129,7 @@ def speed_fractions(algos: list[str], seconds: float = SPEED_SECONDS,
     the median of ``repeats`` measurements (the reference takes ``REFERENCE_SPEED_REPEATS``). With
     ``reference``, an algorithm below the tolerance is measured up to ``SPEED_RETRIES`` more times for twice as
     long, and the best measurement counts (load from another process only ever slows a measurement)."""
-    from benchmarks.speed import measure
+    from benchmarks.commands.speed import measure
 
     def one(algo: str, secs: float) -> float:
         res = measure(algo, obs_dim=11, act_dim=3, seconds=secs, env=False, buffer_rows=20_000)
@@ -149,7 +150,7 @@ def speed_fractions(algos: list[str], seconds: float = SPEED_SECONDS,
 
 def determinism(work_dir: str) -> tuple[bool, str]:
     """One short run twice; True if every evaluation and training row is identical (wall-clock columns aside)."""
-    from benchmarks.harness import RunSpec, run
+    from benchmarks.run.harness import RunSpec, run
 
     spec = RunSpec(seed=7, checkpoint_at_eval=False, checkpoint_every_min=0, **DETERMINISM)
     frames = []
@@ -262,7 +263,7 @@ def read_reference(path: Path = REFERENCE_PATH) -> dict:
 
 
 def write_reference(path: Path, scores: pd.DataFrame, speed: dict[str, float], why: str, seeds: list[int]) -> None:
-    from benchmarks.presets import PRESETS
+    from benchmarks.sweeps.presets import PRESETS
 
     ref = {"why": why, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commit": git_commit(),
            "machine": machine(), "preset": "check", "spec": PRESETS["check"]["spec"], "seeds": seeds,

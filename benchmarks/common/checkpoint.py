@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks import files
+from benchmarks.common import files
 
 CKPT_DIR = "ckpt"
 STATE_FILE = "state.pt"

@@ -12,7 +12,7 @@ buffer of ``buffer`` (1M: SAC v2 paper Table 1 "replay buffer size 10^6") transi
 
 A training is a directory (``runs/experts/<env>-s<seed>/`` by default) with ``config.json``, ``curve.csv``
 (one row per evaluation: return against environment steps), ``progress.json`` and ``ckpt/`` (the harness's
-checkpoint format, ``benchmarks/checkpoint.py``: SAC's networks and optimisers, the buffer's new rows as
+checkpoint format, ``benchmarks/common/checkpoint.py``: SAC's networks and optimisers, the buffer's new rows as
 append-only chunks, every RNG, the training env's simulator state). A checkpoint follows every evaluation and
 at least every ``checkpoint_every_min`` minutes; a rerun of the same command continues from it with the same
 numbers as an uninterrupted training. Only ``steps`` and ``until`` may change between a kill and the resume
@@ -46,9 +46,9 @@ import torch
 
 import algorithms
 from algorithms.base import UserError
-from benchmarks import checkpoint, files
-from benchmarks.data import DATA_DIR
-from benchmarks.provenance import code_identity, describe_change
+from benchmarks.common import checkpoint, files
+from benchmarks.common.provenance import code_identity, describe_change
+from benchmarks.data.dataset import DATA_DIR
 
 EXPERT_DIR = os.path.join(DATA_DIR, "experts")
 WORK_ROOT = os.path.join("runs", "experts")
@@ -168,7 +168,7 @@ def _save_actor(path: str, sac, info: dict) -> None:
 def train_expert(spec: ExpertSpec, out: str | None = None, workdir: str | None = None,
                  progress: bool = True, allow_code_change: bool = False, warm_start: str | None = None) -> dict:
     """Train (or continue training) an expert; returns its summary (also stored in the expert file)."""
-    from benchmarks.tasks import Task
+    from benchmarks.tasks.task import Task
 
     spec.validate()
     out = out or expert_path(spec.env_id)
@@ -177,11 +177,11 @@ def train_expert(spec: ExpertSpec, out: str | None = None, workdir: str | None =
     env = task.make_env()  # an unknown env id: one line (UserError) before anything is written
     eval_env = task.make_env()
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    from benchmarks.harness import exclusive
 
     # beside the directory, not in it: moving the directory aside never moves the lock with it
-    lock = exclusive(lock_path(workdir), f"expert training {spec.env_id} (seed {spec.seed}) in {workdir} is being "
-                                         "written by another process", workdir)
+    lock = files.exclusive(lock_path(workdir),
+                           f"expert training {spec.env_id} (seed {spec.seed}) in {workdir} is being "
+                           "written by another process", workdir)
     try:
         return _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, allow_code_change,
                       warm_start)
@@ -191,9 +191,8 @@ def train_expert(spec: ExpertSpec, out: str | None = None, workdir: str | None =
 
 def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, allow_code_change,
            warm_start) -> dict:
-    from benchmarks.buffer import ReplayBuffer
-    from benchmarks.generate import RandomPolicy
-    from benchmarks.harness import Episode, collect, evaluate, seed_everything
+    from benchmarks.data.buffer import ReplayBuffer
+    from benchmarks.rollouts import Episode, RandomPolicy, collect, evaluate, seed_everything
 
     torch.set_num_threads(1)
     seed_everything(spec.seed)

@@ -23,7 +23,7 @@ D4RL (``<env>-<dataset>-v<k>``, e.g. ``hopper-medium-v2``, ``halfcheetah-medium-
   with D4RL's episode limits (pen 100 steps, others 200: d4rl/hand_manipulation_suite/__init__.py);
   locomotion episodes are 1000 steps. AntMaze is refused: gymnasium-robotics' AntMaze_* envs have
   goal-conditioned dict observations and other mazes than D4RL's.
-* reference scores: the D4RL family of the env (``benchmarks/scores.py``; d4rl/infos.py gives every
+* reference scores: the D4RL family of the env (``benchmarks/common/scores.py``; d4rl/infos.py gives every
   dataset of a family the same REF_MIN_SCORE / REF_MAX_SCORE).
 
 Minari (``<namespace>/<name>-v<k>``, e.g. ``mujoco/hopper/medium-v0``, ``D4RL/pen/human-v2``):
@@ -48,8 +48,8 @@ import warnings
 import numpy as np
 
 from algorithms.base import UserError
-from benchmarks import scores
-from benchmarks.tasks import Task
+from benchmarks.common import scores
+from benchmarks.tasks.task import Task
 
 LOCOMOTION_ENVS = {"halfcheetah": ("HalfCheetah-v5", {}), "hopper": ("Hopper-v5", {}),
                    "walker2d": ("Walker2d-v5", {}), "ant": ("Ant-v4", {"use_contact_forces": True})}
@@ -195,25 +195,21 @@ def export_id(task_name: str) -> str:
     return f"{EXPORT_NAMESPACE}/{task_name}-v0"
 
 
-def export_minari(task_name: str, root: str | None = None) -> tuple[str, str, int]:
-    """Write a registered task's dataset as a Minari dataset with the real ``minari`` package.
+def export_minari(task: Task, root: str | None = None) -> tuple[str, str, int]:
+    """Write a task's dataset (on disk: the caller generates it first) as a Minari dataset with the real
+    ``minari`` package.
 
     Episodes are cut where ``Dataset.episode_ends`` says; each gets ``n + 1`` observations (its rows' obs
     and the last row's next obs), ``terminations`` = terminal, ``truncations`` = time limit or cut. The env
     spec is the task's gymnasium env without the suite's wrappers: a binary-reward task's rewards stay the
     relabelled binary ones (said in the description). Returns (dataset id, its folder, transitions).
     """
-    from benchmarks.tasks import TASKS
-
-    if task_name not in TASKS:
-        raise UserError(f"unknown task '{task_name}' for export (registered: {', '.join(sorted(TASKS))})")
     try:
         import gymnasium as gym
         import minari
         from minari.data_collector import EpisodeBuffer
     except ImportError:
         raise UserError(f"export needs the minari package: {MINARI_VERSION_HINT}") from None
-    task = TASKS[task_name]
     env = task.make_env()
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     ds = task.load_dataset(obs_dim, act_dim)
@@ -228,7 +224,7 @@ def export_minari(task_name: str, root: str | None = None) -> tuple[str, str, in
         buffers.append(EpisodeBuffer(
             id=i, observations=np.concatenate([ds.obs[s:e + 1], ds.next_obs[e:e + 1]]),
             actions=ds.act[s:e + 1], rewards=ds.rew[s:e + 1], terminations=term, truncations=trunc))
-    dataset_id = export_id(task_name)
+    dataset_id = export_id(task.name)
     lo_hi = scores.D4RL_REF_SCORES.get(task.score_family) if task.binary_reward is None else None
     reward_note = " Rewards: the task's binary reward (0 success, -1 otherwise), not the env's." \
         if task.binary_reward is not None else ""
@@ -239,11 +235,11 @@ def export_minari(task_name: str, root: str | None = None) -> tuple[str, str, in
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # minari's "author_email is None" notices
             minari.create_dataset_from_buffers(
-                dataset_id, buffers, env=raw_env.spec, algorithm_name=f"awac-bench {task_name}",
-                author="awac-bench", code_permalink="benchmarks/catalog.py",
+                dataset_id, buffers, env=raw_env.spec, algorithm_name=f"awac-bench {task.name}",
+                author="awac-bench", code_permalink="benchmarks/tasks/catalog.py",
                 observation_space=raw_env.observation_space, action_space=raw_env.action_space,
                 ref_min_score=lo_hi[0] if lo_hi else None, ref_max_score=lo_hi[1] if lo_hi else None,
-                description=f"awac-bench task {task_name}: {task.description}.{reward_note}",
+                description=f"awac-bench task {task.name}: {task.description}.{reward_note}",
                 data_format="hdf5")
     raw_env.close()
     env.close()

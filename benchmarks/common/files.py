@@ -24,6 +24,8 @@ import os
 import time
 from typing import Any
 
+from algorithms.base import UserError
+
 
 class WriteError(Exception):
     """A write that did not reach the disk. One line: the file, the reason, the free space there."""
@@ -241,3 +243,14 @@ def pid_alive(pid: int) -> bool:
     except (PermissionError, OverflowError):
         return True
     return True
+
+
+def exclusive(path: str, busy: str, where: str, error: type[UserError] = UserError, hint: str = "") -> FileLock:
+    """The lock at ``path`` for this process, or one line: ``error("<busy> (PID n): not started<hint>")`` when another
+    live process holds it, a UserError when ``where`` cannot be written."""
+    try:
+        return FileLock(path)
+    except Locked as e:
+        raise error(f"{busy} (PID {e.pid}): not started{hint}") from None
+    except OSError as e:
+        raise UserError(f"cannot write to '{where}': {e.strerror}") from None

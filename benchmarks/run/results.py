@@ -8,7 +8,7 @@ A run directory holds:
   meta.json   versions, git commit, device, host, start/end time
   DONE        written last, when the run finished
   FAILED      instead of DONE when the run stopped for good (a non-finite loss or parameter), with the reason
-  ckpt/       the latest checkpoint (benchmarks/checkpoint.py), removed when the run finished
+  ckpt/       the latest checkpoint (benchmarks/common/checkpoint.py), removed when the run finished
   progress.json  steps done, wall time, last checkpoint, pid and host (read by the sweep's bar and ``status``)
 A sweep directory holds ``runs/<run_id>/`` plus ``evals.csv`` and ``evals.parquet`` over all runs.
 """
@@ -24,8 +24,8 @@ import platform
 import socket
 from typing import Any
 
-from benchmarks import files
-from benchmarks.provenance import code_identity
+from benchmarks.common import files
+from benchmarks.common.provenance import code_identity
 
 # The results contract, written once: every column of evals.csv and train.csv in file order, with its kind.
 # "str", "int": a value on every row; "float": a number on every row; "float?": a number or empty (NaN).

@@ -17,7 +17,7 @@ import hashlib
 import os
 import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HASHED_PACKAGES = ("algorithms", "benchmarks")
 
 

@@ -18,7 +18,7 @@
   (the paper runs 1; at 1 the grid would take about 24 hours here, BEAR alone 9 of them), evaluations every
   5k steps with 10 episodes. AWAC at batch 256 (the paper's 1024 is 4x the cost), the other algorithms at
   their defaults; BEAR keeps its default 20k-step warm-up, which the 25k offline steps pass.
-* ``check``: the regression check's grid (``awac-bench check``, ``benchmarks/check.py``): every algorithm on
+* ``check``: the regression check's grid (``awac-bench check``, ``benchmarks/commands/check.py``): every algorithm on
   hopper-check and pen-binary-human, 500 offline + 500 online steps, seeds 0-2 (the check adds an offset);
   BEAR's warm-up scaled to 250 like quick's; SACfD as SACfD-prior with a 250-step BC warm start (plain
   SACfD stays at an untrained policy's score at this budget, where no regression of it could show); BEAR's
@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import algorithms
 from algorithms.base import UserError
-from benchmarks.harness import RunSpec
+from benchmarks.run.harness import RunSpec
 
 # Quick preset: AWAC at batch 256 instead of 1024 (4x cheaper per update) so that the grid fits a laptop;
 # BEAR: warm-up scaled to the 4k + 4k budget (module docstring); the default 20k would outlast it.
@@ -130,7 +130,7 @@ def split_algo(entry: str) -> tuple[str, str | None]:
 
 def _family(task: str) -> str | None:
     """A task's family ("hand" or "mujoco"), or None if the name does not resolve here (the run says why)."""
-    from benchmarks.tasks import get_task
+    from benchmarks.tasks.registry import get_task
 
     try:
         return get_task(task).family

@@ -10,7 +10,7 @@ import typing
 import warnings
 
 from algorithms.base import UserError
-from benchmarks.files import WriteError
+from benchmarks.common.files import WriteError
 
 
 def _parse_sets(items: list[str] | None) -> dict[str, str]:
@@ -66,7 +66,7 @@ SPEED_FIELDS = ("algo", "overrides", "device", "threads", "bf16", "compile", "cu
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmarks.harness import RunSpec
+    from benchmarks.run.harness import RunSpec
 
     p = argparse.ArgumentParser(prog="awac-bench", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -179,19 +179,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_check(a) -> int:
-    from benchmarks.check import run_check
+    from benchmarks.commands.check import run_check
 
     return run_check(a.out, a.workers, a.seed_offset, a.update_reference, a.why, progress=not a.no_progress,
                      algos=_csv_list(a.algos))
 
 
 def cmd_run(a) -> int:
-    from benchmarks.harness import RunSpec, run
+    from benchmarks.generation.prepare import ensure_specs
+    from benchmarks.run.harness import RunSpec, check_spec, run
 
     spec = RunSpec(**dataclass_values(RunSpec, a))
+    check_spec(spec)  # bad input fails before anything is generated
+    if spec.dataset is None:
+        ensure_specs([spec.task])
     run_dir = run(spec, a.out, progress=not a.no_progress, resume=a.resume, force=a.force,
                   allow_code_change=a.allow_code_change)
-    from benchmarks.results import collect_sweep
+    from benchmarks.run.results import collect_sweep
 
     collect_sweep(a.out)
     print(f"results: {run_dir}")
@@ -199,9 +203,9 @@ def cmd_run(a) -> int:
 
 
 def cmd_sweep(a) -> int:
-    from benchmarks.harness import RunSpec
-    from benchmarks.presets import grid
-    from benchmarks.sweep import run_sweep
+    from benchmarks.run.harness import RunSpec
+    from benchmarks.sweeps.local import run_sweep
+    from benchmarks.sweeps.presets import grid
 
     options = dataclass_values(RunSpec, a, SWEEP_FIELDS)
     specs = grid(a.preset, _csv_list(a.algos), _csv_list(a.tasks), _csv_list(a.seeds, int), options.pop("device"),
@@ -212,7 +216,7 @@ def cmd_sweep(a) -> int:
 
 
 def cmd_status(a) -> int:
-    from benchmarks.sweep import sweep_status
+    from benchmarks.sweeps.local import sweep_status
 
     print("\n".join(sweep_status(a.dir)))
     return 0
@@ -225,16 +229,27 @@ def cmd_data(a) -> int:
 
 
 def _data_export(a) -> int:
-    from benchmarks.catalog import export_minari
+    from benchmarks.generation.prepare import ensure_generated
+    from benchmarks.tasks.catalog import export_minari
+    from benchmarks.tasks.registry import TASKS
 
-    dataset_id, folder, rows = export_minari(a.minari, a.out)
+    if a.minari not in TASKS:
+        raise UserError(f"unknown task '{a.minari}' for export (registered: {', '.join(sorted(TASKS))})")
+    ensure_generated(TASKS[a.minari])
+    dataset_id, folder, rows = export_minari(TASKS[a.minari], a.out)
     print(f"wrote Minari dataset {dataset_id}: {rows} transitions in {folder} "
           f"(read it with minari.load_dataset('{dataset_id}') or --task {dataset_id})")
     return 0
 
 
 def _data_expert(a) -> int:
-    from benchmarks.expert import ExpertSpec, default_workdir, expert_summary_line, export_portable, train_expert
+    from benchmarks.generation.expert import (
+        ExpertSpec,
+        default_workdir,
+        expert_summary_line,
+        export_portable,
+        train_expert,
+    )
 
     spec = ExpertSpec(a.env, a.steps, a.random_steps, a.seed, a.until, a.eval_every,
                       checkpoint_every_min=a.checkpoint_every_min)
@@ -250,15 +265,15 @@ def _data_expert(a) -> int:
 
 
 def _data_quality(a) -> int:
-    from benchmarks.quality import quality, quality_line
+    from benchmarks.commands.quality import quality, quality_line
 
     print(quality_line(a.task, quality(a.task, ladder=a.ladder, progress=not a.no_progress)))
     return 0
 
 
 def _data_prepare(a) -> int:
-    from benchmarks.presets import PRESETS
-    from benchmarks.tasks import ensure_generated_many
+    from benchmarks.generation.prepare import ensure_generated_many
+    from benchmarks.sweeps.presets import PRESETS
 
     if a.preset not in PRESETS:
         raise UserError(f"unknown preset '{a.preset}' (known: {', '.join(PRESETS)})")
@@ -267,8 +282,8 @@ def _data_prepare(a) -> int:
 
 
 def _data_generate(a) -> int:
-    from benchmarks import generate
-    from benchmarks.tasks import TASKS
+    from benchmarks.generation import generate
+    from benchmarks.tasks.registry import TASKS
 
     if a.env or (a.task in TASKS and TASKS[a.task].recipe is not None):
         return _generate_recipe(a)
@@ -290,9 +305,10 @@ def _data_generate(a) -> int:
 
 
 def _generate_recipe(a) -> int:
-    """A paper-recipe task's prior data (benchmarks/priordata.py), or the MuJoCo recipe on any env with an expert."""
-    from benchmarks import generate, priordata
-    from benchmarks.tasks import TASKS, mujoco_recipe_task
+    """A paper-recipe task's prior data (benchmarks/generation/priordata.py), or the MuJoCo recipe on any env with
+    an expert."""
+    from benchmarks.generation import generate, priordata
+    from benchmarks.tasks.registry import TASKS, mujoco_recipe_task
 
     task = mujoco_recipe_task(a.env) if a.env else TASKS[a.task]
     if a.env and task.name in TASKS and TASKS[task.name].env_id == a.env:
@@ -311,9 +327,9 @@ def _generate_recipe(a) -> int:
 def _data_info(a) -> int:
     import numpy as np
 
-    from benchmarks import generate
-    from benchmarks.data import load_dataset
-    from benchmarks.tasks import TASKS
+    from benchmarks.data.dataset import load_dataset
+    from benchmarks.generation import generate
+    from benchmarks.tasks.registry import TASKS
 
     target = a.target
     path = TASKS[target].dataset_path if target in TASKS else target
@@ -350,8 +366,8 @@ def cmd_plots(a) -> int:
 def cmd_speed(a) -> int:
     import json
 
-    from benchmarks.harness import RunSpec
-    from benchmarks.speed import measure
+    from benchmarks.commands.speed import measure
+    from benchmarks.run.harness import RunSpec
 
     res = measure(**dataclass_values(RunSpec, a, SPEED_FIELDS), batch=a.batch, obs_dim=a.obs_dim,
                   act_dim=a.act_dim, seconds=a.seconds, buffer_rows=a.buffer_rows, env=not a.no_env)
@@ -365,7 +381,7 @@ def cmd_speed(a) -> int:
 
 def cmd_list(a) -> int:
     import algorithms
-    from benchmarks.tasks import TASKS
+    from benchmarks.tasks.registry import TASKS
 
     print("algorithms:")
     for n in algorithms.names():
@@ -401,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's documented recipe (signal docs)
         return 1
     except Exception as e:
-        from benchmarks.harness import RunFailed
+        from benchmarks.run.harness import RunFailed
 
         if not isinstance(e, RunFailed):
             raise

@@ -12,7 +12,7 @@ import re
 
 # environment family -> (random policy return, expert policy return). d4rl/infos.py gives every dataset of a
 # family the same pair: its v1/v2 locomotion and v1 Adroit entries copy the v0 ones (the loops at its end),
-# so these serve all D4RL names that benchmarks/catalog.py resolves.
+# so these serve all D4RL names that benchmarks/tasks/catalog.py resolves.
 D4RL_REF_SCORES: dict[str, tuple[float, float]] = {
     "halfcheetah": (-280.178953, 12135.0),
     "hopper": (-20.272305, 3234.3),

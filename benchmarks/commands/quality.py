@@ -18,7 +18,7 @@ The measurement (declared in docs/TASKS.md "Data quality" before the data it jud
 * Where the recipe lands outside its band, ``--ladder`` walks the recipe's pre-declared ladder
   (``Recipe.ladder`` of ``Recipe.ladder_field``) in order and takes the first rung within the band; each
   rung's data is generated into its own file (never over the task's), every rung's result is recorded in
-  MANIFEST.json, and the chosen rung is set in the task's recipe (``benchmarks/tasks.py``) by hand, so that
+  MANIFEST.json, and the chosen rung is set in the task's recipe (``benchmarks/tasks/registry.py``) by hand, so that
   ``awac-bench data generate`` keeps making exactly the measured data.
 """
 
@@ -75,8 +75,8 @@ def measure(task, dataset_path: str, seed: int = 0, episodes: int = EPISODES, of
     """BC (2) on ``dataset_path`` (the task's prior data or a rung's): train, evaluate, return the numbers."""
     import pandas as pd
 
-    from benchmarks.data import load_dataset
-    from benchmarks.harness import RunSpec, run
+    from benchmarks.data.dataset import load_dataset
+    from benchmarks.run.harness import RunSpec, run
 
     steps = offline_steps if offline_steps is not None else OFFLINE_STEPS[task.family]
     sha = load_dataset(dataset_path).checksum()
@@ -95,7 +95,7 @@ def measure(task, dataset_path: str, seed: int = 0, episodes: int = EPISODES, of
         res["success_rate"] = 100.0 * float(row["success_rate"])
         res["value"] = res["success_rate"]
     else:
-        from benchmarks.expert import load_expert
+        from benchmarks.generation.expert import load_expert
 
         _, info = load_expert(task.recipe.demos.partition(":")[2]) if task.recipe else (None, {})
         expert_ret = info.get("eval_return_mean")
@@ -111,7 +111,7 @@ def measure(task, dataset_path: str, seed: int = 0, episodes: int = EPISODES, of
 
 def _rung_task(task, value: float):
     recipe = dataclasses.replace(task.recipe, **{task.recipe.ladder_field: value})
-    from benchmarks.priordata import GENERATED_DIR
+    from benchmarks.generation.priordata import GENERATED_DIR
 
     path = os.path.join(GENERATED_DIR, "ladder", f"{task.name}-{task.recipe.ladder_field}-{value:g}.hdf5")
     return dataclasses.replace(task, recipe=recipe, dataset_path=path)
@@ -120,15 +120,16 @@ def _rung_task(task, value: float):
 def quality(task_name: str, ladder: bool = False, progress: bool = True) -> dict:
     """``awac-bench data quality TASK [--ladder]``: measure BC (2) on the task's data (generating it if it is
     missing) and record it in MANIFEST.json; with ``ladder``, walk the declared ladder (see the module doc)."""
-    from benchmarks import generate
-    from benchmarks.tasks import TASKS, ensure_generated
+    from benchmarks.generation import generate
+    from benchmarks.generation.prepare import ensure_generated
+    from benchmarks.tasks.registry import TASKS
 
     task = TASKS.get(task_name)
     if task is None or task.recipe is None:
         known = ", ".join(n for n, t in TASKS.items() if t.recipe is not None)
         raise UserError(f"unknown or non-generated task '{task_name}' (data quality knows: {known})")
     if not ladder:
-        from benchmarks.data import load_dataset
+        from benchmarks.data.dataset import load_dataset
 
         ensure_generated(task, progress=progress)
         entry = generate.manifest_entry(task_name) or {}
@@ -150,7 +151,7 @@ def quality(task_name: str, ladder: bool = False, progress: bool = True) -> dict
     for value in task.recipe.ladder:
         rt = _rung_task(task, value)
         if not os.path.exists(rt.dataset_path):
-            from benchmarks import priordata
+            from benchmarks.generation import priordata
 
             print(f"{task_name}: generating the rung {task.recipe.ladder_field} = {value:g} ...", file=sys.stderr)
             priordata.generate(rt, rt.dataset_path, progress=progress)
@@ -179,7 +180,7 @@ def quality_line(task_name: str, res: dict) -> str:
         steps = ", ".join(f"{r[res['field']]:g}: {r['value']:.1f}" for r in res["walk"])
         miss = " (no rung in band: the closest is used)" if res.get("missed") else ""
         return (f"{task_name}: ladder of {res['field']} -> {steps}; chosen {res['field']} = {res['chosen']:g}{miss}; "
-                f"set it in the task's recipe (benchmarks/tasks.py) and run `awac-bench data generate --task "
+                f"set it in the task's recipe (benchmarks/tasks/registry.py) and run `awac-bench data generate --task "
                 f"{task_name}`")
     what = "success" if "success_rate" in res else "share of the expert's return"
     verdict = "no band (not a paper task)" if res["band"] is None else \

@@ -2,7 +2,7 @@
 
 Rerunning a sweep continues it: finished runs (``DONE``) are skipped, runs that failed for good (``FAILED``)
 are listed again without rerunning them, unfinished runs continue from their last checkpoint (see
-``benchmarks.harness.run``); ``force`` starts every run again and keeps the old directories in ``OUT/old/``.
+``benchmarks.run.harness.run``); ``force`` starts every run again and keeps the old directories in ``OUT/old/``.
 A worker process that dies (killed, out of memory) takes its run with it, not the sweep: the runs it held
 are started again in a new pool and continue from their checkpoints (at most MAX_RETRIES times each).
 
@@ -11,7 +11,7 @@ finished, running, failed and remaining runs apart. One progress bar counts ever
 (offline + online steps of every run, read from each run's ``progress.json``) with an ETA from the
 throughput measured per algorithm.
 
-Backend ``ray`` (``benchmarks/ray_backend.py``) runs one Ray task per run on the cluster that ``RAY_ADDRESS``
+Backend ``ray`` (``benchmarks/sweeps/ray_backend.py``) runs one Ray task per run on the cluster that ``RAY_ADDRESS``
 names (a new local instance without it) and needs no shared filesystem: ``OUT`` lives on the driver's node only.
 Each task runs in a temporary directory on its own node, sends every checkpoint to a store actor on the driver's
 node that keeps it in ``OUT/runs/<run_id>/``, and returns its finished run directory to the driver. A task whose
@@ -32,50 +32,24 @@ import socket
 import sys
 import threading
 import time
-import traceback
 from types import SimpleNamespace
 
 from algorithms.base import UserError
-from benchmarks import files, provenance
-from benchmarks.files import WriteError
-from benchmarks.harness import (
+from benchmarks.common import files, provenance
+from benchmarks.generation.prepare import ensure_generated_many
+from benchmarks.run.harness import (
     SKIPPED,
-    RunFailed,
-    RunLocked,
     RunSpec,
     check_output_dir,
-    exclusive,
+    check_spec,
     prepare,
-    run,
     run_lock_path,
 )
-from benchmarks.results import collect_sweep
+from benchmarks.run.results import collect_sweep
+from benchmarks.sweeps.worker import run_one
 
 MAX_RETRIES = 2      # new attempts for a run whose worker process died
 POLL_S = 1.0         # seconds between progress-bar updates
-
-
-def run_one(spec_dict: dict, out_dir: str, force: bool = False,
-            allow_code_change: bool = False) -> tuple[str, float, str | None]:
-    """Worker entry point (local pool and Ray tasks): returns (run_id, seconds, error or None); an error that
-    starts with ``SKIPPED`` means another live process holds the run."""
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    spec = RunSpec(**spec_dict)
-    t0 = time.perf_counter()
-    try:
-        run(spec, out_dir, progress=False, resume=True, force=force, allow_code_change=allow_code_change)
-        return spec.run_id, time.perf_counter() - t0, None
-    except RunFailed as e:
-        return spec.run_id, time.perf_counter() - t0, e.reason
-    except RunLocked as e:
-        return spec.run_id, time.perf_counter() - t0, f"{SKIPPED}{e}"
-    except (UserError, WriteError) as e:
-        return spec.run_id, time.perf_counter() - t0, str(e)
-    except Exception:  # report and keep the sweep going
-        return spec.run_id, time.perf_counter() - t0, traceback.format_exc(limit=3)
 
 
 def _state(out_dir: str, run_id: str) -> str:
@@ -225,7 +199,7 @@ def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str
     if workers < 1:
         raise UserError("--workers must be >= 1")
     check_output_dir(out_dir)
-    lock = exclusive(sweep_lock_path(out_dir), f"{out_dir} is being written by another sweep", out_dir,
+    lock = files.exclusive(sweep_lock_path(out_dir), f"{out_dir} is being written by another sweep", out_dir,
                      hint=f"; `awac-bench status {out_dir}` shows its progress")
     try:
         return _sweep_locked(specs, out_dir, workers, backend, fresh, progress, allow_code_change)
@@ -235,14 +209,17 @@ def run_sweep(specs: list[RunSpec], out_dir: str, workers: int = 1, backend: str
 
 def _sweep_locked(specs: list[RunSpec], out_dir: str, workers: int, backend: str, fresh: bool, progress: bool,
                   allow_code_change: bool) -> int:
-    # validate every distinct (algo, task, config) before starting anything: bad input fails fast
-    seen = set()
-    for s in specs:
-        key = (s.algo, s.task, s.dataset, s.env, str(sorted(s.overrides.items())), s.algo_preset)
-        if key not in seen:
-            seen.add(key)
-            # with Ray the runs' device is the workers' business: a driver without CUDA can run a GPU sweep
-            prepare(dataclasses.replace(s, device="cpu") if backend == "ray" else s)
+    # validate every distinct (algo, task, config) before starting anything: bad input fails fast; then make the
+    # missing suite-generated datasets (an explicit, announced step) and check every run against its env and data
+    distinct = list({(s.algo, s.task, s.dataset, s.env, str(sorted(s.overrides.items())), s.algo_preset): s
+                     for s in specs}.values())
+    # with Ray the runs' device is the workers' business: a driver without CUDA can run a GPU sweep
+    distinct = [dataclasses.replace(s, device="cpu") if backend == "ray" else s for s in distinct]
+    for s in distinct:
+        check_spec(s)
+    ensure_generated_many([s.task for s in distinct if s.dataset is None], workers)
+    for s in distinct:
+        prepare(s)
     states = {s.run_id: _state(out_dir, s.run_id) for s in specs}
     count = {k: sum(v == k for v in states.values()) for k in ("finished", "failed", "partial", "new")}
     todo = specs if fresh else [s for s in specs if states[s.run_id] in ("partial", "new")]
@@ -254,7 +231,7 @@ def _sweep_locked(specs: list[RunSpec], out_dir: str, workers: int, backend: str
     late: list[tuple[str, str]] = []  # taken by another process between that look and the run's start
     ray_started = False
     if backend == "ray" and todo:
-        from benchmarks import ray_backend
+        from benchmarks.sweeps import ray_backend
 
         ray_started, workers = ray_backend.connect()  # workers: the cluster's CPUs (for the ETA)
     try:
@@ -338,8 +315,8 @@ def _run_pool(dicts: list[dict], out_dir: str, workers: int, force: bool, record
 
 
 def _run_ray(dicts: list[dict], out_dir: str, force: bool, record, allow_code_change: bool) -> None:
-    """One Ray task per run, no shared filesystem (benchmarks/ray_backend.py has the storage model)."""
-    from benchmarks import ray_backend
+    """One Ray task per run, no shared filesystem (benchmarks/sweeps/ray_backend.py has the storage model)."""
+    from benchmarks.sweeps import ray_backend
 
     ray_backend.run_tasks(dicts, out_dir, force, record, max_retries=MAX_RETRIES,
                           allow_code_change=allow_code_change)

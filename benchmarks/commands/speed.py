@@ -72,7 +72,7 @@ def interleave(fns: dict[str, tuple[Callable[[], Any], int]], seconds: float, sy
 # -- the measured step -------------------------------------------------------------------------------------
 def synthetic_buffer(obs_dim: int, act_dim: int, rows: int, device="cpu", with_returns: bool = False,
                      capacity: int | None = None, seed: int = 0):
-    from benchmarks.buffer import ReplayBuffer
+    from benchmarks.data.buffer import ReplayBuffer
 
     buf = ReplayBuffer(obs_dim, act_dim, capacity or rows, device, seed=seed, with_returns=with_returns)
     buf.add_many(*synthetic_data(obs_dim, act_dim, rows, seed))
@@ -205,7 +205,7 @@ def online_rates(name: str, batch: int, device, seconds: float, overrides: dict 
         env = gym.make(ENV_ID)
     except Exception as e:  # no MuJoCo: report why instead of failing the whole measurement
         return {"env_steps_per_s": None, "env_error": f"{type(e).__name__}: {e}"}
-    from benchmarks.harness import Episode, collect
+    from benchmarks.rollouts import Episode, collect
 
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     actions = np.random.default_rng(0).uniform(-1, 1, (1000, act_dim)).astype(np.float32)

@@ -35,8 +35,8 @@ import threading
 import time
 
 from algorithms.base import UserError
-from benchmarks import checkpoint, files
-from benchmarks.harness import PROGRESS_EVERY_S, SKIPPED, RunLocked, RunSpec, keep_aside, lock_run
+from benchmarks.common import checkpoint, files
+from benchmarks.run.harness import PROGRESS_EVERY_S, SKIPPED, RunLocked, RunSpec, keep_aside, lock_run
 
 SCRATCH_PREFIX = "awac-bench-ray-"  # a task's directory: <TMPDIR>/awac-bench-ray-<pid>-XXXX
 POLL_S = 0.25                      # seconds between a task's looks for a new checkpoint
@@ -327,7 +327,7 @@ def _task(spec_dict: dict, store, allow_code_change: bool = False) -> tuple[str,
     finished run directory as a snapshot."""
     import ray
 
-    from benchmarks.sweep import run_one
+    from benchmarks.sweeps.worker import run_one
 
     run_id = RunSpec(**spec_dict).run_id
     _clean_stale_scratch()

@@ -12,7 +12,7 @@
 The algorithm cannot change when the phase switches or how it is evaluated; it only declares its
 collection rhythm, its buffer capacity and whether it learns online.
 
-Long runs survive: the complete state of the run is checkpointed (``benchmarks/checkpoint.py``) after every
+Long runs survive: the complete state of the run is checkpointed (``benchmarks/common/checkpoint.py``) after every
 evaluation and at least every ``checkpoint_every_min`` minutes, and an unfinished run continues from its last
 checkpoint with the same rows as an uninterrupted run (``tests/test_resume.py``). A non-finite metric or
 parameter (checked at every log step and evaluation) stops the run with its reason in ``FAILED``.
@@ -24,7 +24,6 @@ import dataclasses
 import json
 import math
 import os
-import random
 import shutil
 import signal
 import socket
@@ -39,12 +38,13 @@ import torch
 
 import algorithms
 from algorithms.base import UserError
-from benchmarks import checkpoint, files
-from benchmarks.buffer import ReplayBuffer
-from benchmarks.data import portable_path
-from benchmarks.provenance import code_identity, describe_change
-from benchmarks.results import RunWriter
-from benchmarks.tasks import Task, get_task
+from benchmarks.common import checkpoint, files
+from benchmarks.common.provenance import code_identity, describe_change
+from benchmarks.data.buffer import ReplayBuffer
+from benchmarks.data.dataset import portable_path
+from benchmarks.rollouts import Episode, collect, evaluate, seed_everything
+from benchmarks.run.results import RunWriter
+from benchmarks.tasks.registry import get_task
 
 DIAG_BATCH = 1024  # fixed offline batch for the log-likelihood and Q-vs-Monte-Carlo diagnostics
 
@@ -57,7 +57,8 @@ def _arg(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = d
 @dataclass
 class RunSpec:
     """One offline->online run. Every field is an option of ``awac-bench run`` (``offline_steps`` is
-    ``--offline-steps``), typed and explained by the field itself (``benchmarks/cli.py`` derives the options)."""
+    ``--offline-steps``), typed and explained by the field itself (``benchmarks/commands/cli.py`` derives the
+    options)."""
 
     algo: str = _arg(help="a registered algorithm (awac-bench list)")
     task: str = _arg(help="a registered task, a D4RL name, a Minari id, or 'custom' with --dataset/--env")
@@ -81,7 +82,7 @@ class RunSpec:
     bf16: bool = _arg(False, "bfloat16 autocast of the forward passes (opt-in; docs/PERFORMANCE.md)")
     compile: bool = _arg(False, "compile each loss with its gradient (opt-in; docs/PERFORMANCE.md)")
     cuda_graphs: bool = _arg(False, "compile with CUDA graphs (mode reduce-overhead; CUDA devices only)")
-    checkpoint_at_eval: bool = _arg(True, "write a checkpoint after every evaluation (benchmarks/checkpoint.py)")
+    checkpoint_at_eval: bool = _arg(True, "write a checkpoint after every evaluation (benchmarks/common/checkpoint.py)")
     checkpoint_every_min: float = _arg(10.0, "minutes between checkpoints at the most (a checkpoint also follows "
                                                  "every evaluation; <= 0: only at evaluations)")
 
@@ -111,72 +112,6 @@ class RunSpec:
             raise UserError(f"device '{self.device}' requested but CUDA is not available")
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@dataclass
-class Episode:
-    """The online episode in progress: current observation, its return, length and steps at the goal so far
-    (``info["success"]``), and the last finished episode's return."""
-
-    obs: np.ndarray
-    ret: float = 0.0
-    last_ret: float = float("nan")
-    steps: int = 0
-    goal_steps: int = 0
-
-
-def collect(env, algo, buffer: ReplayBuffer, ep: Episode, n: int, ended: list | None = None) -> list[float]:
-    """Take ``n`` environment steps with the sampled policy (``algo.act``) into ``buffer`` (the online hot path);
-    returns the returns of the episodes that ended, and appends (return, length, steps at the goal) of each to
-    ``ended`` when given."""
-    finished = []
-    for _ in range(n):
-        act = algo.act(ep.obs[None], deterministic=False)[0]
-        next_obs, rew, term, trunc, info = env.step(act)
-        buffer.add(ep.obs, act, rew, next_obs, term, trunc and not term)
-        ep.ret += float(rew)
-        ep.steps += 1
-        ep.goal_steps += int(bool(info.get("success", False)))
-        ep.obs = next_obs
-        if term or trunc:
-            if ended is not None:
-                ended.append((ep.ret, ep.steps, ep.goal_steps))
-            ep.obs, _ = env.reset()
-            ep.last_ret, ep.ret, ep.steps, ep.goal_steps = ep.ret, 0.0, 0, 0
-            finished.append(ep.last_ret)
-    return finished
-
-
-def evaluate(algo, env, task: Task, episodes: int, seed: int) -> dict[str, float]:
-    """Deterministic-policy returns on ``episodes`` episodes of a separate env (seeded per evaluation)."""
-    returns, successes, finals = [], [], []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        total, n_success, done, at_goal = 0.0, 0, False, False
-        while not done:
-            act = algo.act(obs[None], deterministic=True)[0]
-            obs, rew, term, trunc, info = env.step(act)
-            total += float(rew)
-            at_goal = bool(info.get("success", False))
-            n_success += int(at_goal)
-            done = term or trunc
-        returns.append(total)
-        if task.success_min_steps is not None:
-            successes.append(float(n_success > task.success_min_steps))
-            finals.append(float(at_goal))
-    ret_mean = float(np.mean(returns))
-    sr = float(np.mean(successes)) if successes else None
-    # success_rate: DAPG's rule (goal achieved in > success_min_steps steps); success_final: at the goal on
-    # the episode's last step
-    return {"return_mean": ret_mean, "return_std": float(np.std(returns)), "success_rate": sr,
-            "success_final": float(np.mean(finals)) if finals else None,
-            "normalized_score": task.normalized_score(ret_mean, sr)}
-
-
 class _Progress:
     """A tqdm bar with ETA over all steps of a run (offline gradient steps + online env steps)."""
 
@@ -198,13 +133,20 @@ class _Progress:
             self.bar.close()
 
 
-def prepare(spec: RunSpec):
-    """Everything that can fail on bad input, done before any file is written."""
+def check_spec(spec: RunSpec):
+    """The checks of a run's input that need neither its environment nor its data: (task, class, preset, config)."""
     spec.validate()
     task = get_task(spec.task, spec.dataset, spec.env)
     cls = algorithms.get(spec.algo)
     preset = spec.algo_preset if spec.algo_preset else (task.family if task.family in cls.presets else None)
     cfg = algorithms.resolve_config(spec.algo, preset, spec.overrides)
+    return task, cls, preset, cfg
+
+
+def prepare(spec: RunSpec):
+    """Everything that can fail on bad input, done before any file is written. The task's dataset must be on disk
+    (a suite-generated one is made beforehand by ``benchmarks.generation.prepare``)."""
+    task, cls, preset, cfg = check_spec(spec)
     env = task.make_env()
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     # the env's own action space: when make_env rescaled it to [-1, 1], the dataset's actions are mapped too
@@ -358,19 +300,8 @@ def run_lock_path(out_dir: str, run_id: str) -> str:
     return os.path.join(out_dir, "locks", f"{run_id}.lock")
 
 
-def exclusive(path: str, busy: str, where: str, error: type[UserError] = UserError, hint: str = "") -> files.FileLock:
-    """The lock at ``path`` for this process, or one line: ``error("<busy> (PID n): not started<hint>")`` when another
-    live process holds it, a UserError when ``where`` cannot be written."""
-    try:
-        return files.FileLock(path)
-    except files.Locked as e:
-        raise error(f"{busy} (PID {e.pid}): not started{hint}") from None
-    except OSError as e:
-        raise UserError(f"cannot write to '{where}': {e.strerror}") from None
-
-
 def lock_run(out_dir: str, run_id: str) -> files.FileLock:
-    return exclusive(run_lock_path(out_dir, run_id), f"{run_id} is being written by another process", out_dir,
+    return files.exclusive(run_lock_path(out_dir, run_id), f"{run_id} is being written by another process", out_dir,
                      RunLocked, hint=f" (results folder {out_dir})")
 
 
