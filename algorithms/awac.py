@@ -42,10 +42,10 @@ from algorithms.networks import (
     GaussianPolicy,
     TwinQ,
     diag_gaussian_log_prob,
-    flatten_parameters,
     gaussian_action,
     make_adam,
     soft_update,
+    target_network,
 )
 
 
@@ -101,7 +101,6 @@ class AWAC(Algorithm):
                  "q_max": 0.0, "ignore_terminals": True, "offline_batch_size": 128},
     }
 
-    compilable = ("losses",)
 
     def __init__(self, obs_dim: int, act_dim: int, config: AWACConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)
@@ -109,10 +108,8 @@ class AWAC(Algorithm):
         self.actor = GaussianPolicy(obs_dim, act_dim, c.actor_hidden, c.min_log_std, c.max_log_std,
                                     rlkit_init=True).to(self.device)
         self.critic = TwinQ(obs_dim, act_dim, c.critic_hidden, q_max=c.q_max, rlkit_init=True).to(self.device)
-        self.critic_target = TwinQ(obs_dim, act_dim, c.critic_hidden, q_max=c.q_max).to(self.device)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
-        flatten_parameters(self.critic_target)  # Polyak update: one lerp_ over one buffer
+        self.critic_target = target_network(self.critic,
+                                            TwinQ(obs_dim, act_dim, c.critic_hidden, q_max=c.q_max).to(self.device))
         self.actor_opt = make_adam(self.actor, c.actor_lr, c.actor_weight_decay)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
 
@@ -140,17 +137,16 @@ class AWAC(Algorithm):
 
     def losses(self, obs, act, rew, next_obs, done, next_noise, v_noise):
         """(critic loss, actor loss, metrics) of one batch; the noise makes it a pure function."""
-        with self.autocast():
-            # Critic target: next action sampled from the current policy, clipped double-Q, no entropy.
-            y = self.critic_target_y(rew, next_obs, done, next_noise)
-            q1, q2 = self.critic(obs, act)
-            critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        # Critic target: next action sampled from the current policy, clipped double-Q, no entropy.
+        y = self.critic_target_y(rew, next_obs, done, next_noise)
+        q1, q2 = self.critic(obs, act)
+        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
 
-            # Actor: advantage-weighted regression onto the batch actions.
-            mean, log_std = self.actor(obs)
-            adv, weights = self.advantages(obs, q1, q2, mean, log_std, v_noise)
-            logp = diag_gaussian_log_prob(act, mean, log_std)
-            actor_loss = -(weights * logp).mean()
+        # Actor: advantage-weighted regression onto the batch actions.
+        mean, log_std = self.actor(obs)
+        adv, weights = self.advantages(obs, q1, q2, mean, log_std, v_noise)
+        logp = diag_gaussian_log_prob(act, mean, log_std)
+        actor_loss = -(weights * logp).mean()
         return critic_loss, actor_loss, self._stats(critic_loss, actor_loss, q1, adv, weights, log_std)
 
     @torch.no_grad()

@@ -27,7 +27,7 @@ One iteration of the code (``AWRAgent._update``), as driven by this benchmark's 
    (the code calls ``_compute_batch_vals`` / ``_compute_batch_new_vals`` a second time), then
        A = R - V(s),    A_hat = (A - mean_D A) / (std_D A + 1e-5)      (``_calc_adv``; D = whole buffer)
        w = min(exp(A_hat / beta), weight_clip)                         (``_calc_adv_weights``)
-   A is stored per row in the buffer (``buffer.adv``), as the code stores it per path: the critic does
+   A is stored per row in the buffer (its ``adv`` column), as the code stores it per path: the critic does
    not change during the policy steps, so V(s) is not evaluated again per minibatch.
 5. ``actor_steps`` policy steps on uniform minibatches:
        L_pi = -mean_B( w * log pi(a|s) ) + 10 * 0.5 * mean_B sum_j (viol_j)^2
@@ -270,7 +270,7 @@ class AWRConfig(Config):
 class AWR(Algorithm):
     name = "awr"
     Config = AWRConfig
-    needs_returns = True
+    batch_extras = ("ret", "adv")  # buffer columns it writes (returns, advantages) and reads back per batch
     presets = {
         # awr_configs.py has no Adroit entry, so the code would run awr_agent.py's defaults
         "hand": {},
@@ -301,7 +301,7 @@ class AWR(Algorithm):
 
         self._buffer = None          # the buffer seen by the last prepare_updates
         self._block_pos = 0          # position inside the current block of updates
-        self._seen: tuple[int, int] | None = None  # (ptr, size) of the buffer at the last prepare_updates
+        self._seen: int | None = None  # the buffer's ``added`` at the last prepare_updates
         # buffer-wide advantage mean and std for the policy steps (set at every value -> policy switch)
         self._adv_stats = torch.tensor([0.0, 1.0], device=self.device)
 
@@ -314,8 +314,8 @@ class AWR(Algorithm):
         return max(1, offline_size + min(int(self.cfg.buffer_size), online_steps))
 
     def prepare_updates(self, buffer) -> None:
-        if getattr(buffer, "ret", None) is None:
-            raise RuntimeError("AWR needs a ReplayBuffer created with with_returns=True")
+        if "ret" not in buffer.extras or "adv" not in buffer.extras:
+            raise RuntimeError("AWR needs a ReplayBuffer with the extra columns ('ret', 'adv')")
         n_new = self._new_rows(buffer)
         self._buffer = buffer
         if n_new and float(self.obs_norm.count) < self.cfg.normalizer_samples:
@@ -325,21 +325,15 @@ class AWR(Algorithm):
         self._block_pos = 0
 
     def _new_rows(self, buffer) -> int:
-        """Rows appended since the last call (the buffer keeps no running total, so infer it).
-
-        Writes wrap through the unprotected region only (``buffer.protected`` rows stay put), so the pointer
-        moves modulo that region's length."""
-        ptr, size = int(buffer.ptr), int(buffer.size)
-        ring = buffer.capacity - int(getattr(buffer, "protected", 0))
+        """Rows appended since the last call, from the buffer's count of every row it ever took (``added``); all
+        of them the first time and on another buffer. At most the rows the buffer holds."""
+        added = int(buffer.added)
         if self._seen is None or (self._buffer is not None and buffer is not self._buffer):
-            n = size
+            n = int(buffer.size)
         else:
-            last_ptr, last_size = self._seen
-            n = (ptr - last_ptr) % ring if ring > 0 else 0
-            if n == 0 and size != last_size:  # exactly a multiple of the region was written: all of it is new
-                n = ring
-        self._seen = (ptr, size)
-        return min(n, size)
+            n = added - self._seen
+        self._seen = added
+        return min(n, int(buffer.size))
 
     # -- returns and advantages over the whole buffer ---------------------------------------------------
     @torch.no_grad()
@@ -351,7 +345,8 @@ class AWR(Algorithm):
 
     @torch.no_grad()
     def _refresh(self, buffer, with_advantages: bool) -> None:
-        """Recompute ``buffer.ret`` (TD(lambda) with the current V) and optionally the advantage stats."""
+        """Recompute the buffer's ``ret`` column (TD(lambda) with the current V) and optionally ``adv`` and the
+        advantage stats."""
         if buffer.size == 0:
             return
         order = buffer.order()
@@ -364,10 +359,10 @@ class AWR(Algorithm):
         next_values[boot] = self.value(next_obs[boot])
         ret = td_lambda_returns(buffer.rew[order], values, next_values, done, ends,
                                 self.cfg.gamma, self.cfg.td_lambda)
-        buffer.ret[order] = ret
+        buffer.extras["ret"][order] = ret
         if with_advantages:
             adv = ret - values
-            buffer.adv[order] = adv
+            buffer.extras["adv"][order] = adv
             self._adv_stats = torch.stack([adv.mean(), adv.std(correction=0)])  # np.mean / np.std (ddof=0)
 
     # -- one gradient step ----------------------------------------------------------------------------
@@ -385,10 +380,9 @@ class AWR(Algorithm):
             return metrics
         return self._policy_step(batch)
 
-    compilable = ("value_loss", "policy_loss")
 
     def _value_step(self, batch: Batch) -> dict[str, float]:
-        loss, stats = self.value_loss(batch.obs, batch.ret)
+        loss, stats = self.value_loss(batch.obs, batch.extras["ret"])
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
@@ -396,9 +390,8 @@ class AWR(Algorithm):
 
     def value_loss(self, obs: torch.Tensor, ret: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_V and its metrics (loss, mean V, mean return)."""
-        with self.autocast():
-            v_n = f32(self.critic(self.obs_norm(obs)).squeeze(-1))
-            loss = 0.5 * F.mse_loss(v_n, ret / self.value_scale)
+        v_n = f32(self.critic(self.obs_norm(obs)).squeeze(-1))
+        loss = 0.5 * F.mse_loss(v_n, ret / self.value_scale)
         return loss, {"critic_loss": loss.detach(), "v_mean": v_n.detach().mean() * self.value_scale,
                       "ret_mean": ret.mean()}
 
@@ -410,7 +403,7 @@ class AWR(Algorithm):
         return raw_w.clamp(max=c.weight_clip), raw_w
 
     def _policy_step(self, batch: Batch) -> dict[str, float]:
-        loss, stats = self.policy_loss(batch.obs, batch.act, batch.adv, self._adv_stats)
+        loss, stats = self.policy_loss(batch.obs, batch.act, batch.extras["adv"], self._adv_stats)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.actor_opt.step()
@@ -420,13 +413,12 @@ class AWR(Algorithm):
         """L_pi and its metrics; ``adv`` = the rows' stored R - V(s), ``adv_stats`` = their buffer-wide
         (mean, std)."""
         c = self.cfg
-        with self.autocast():
-            weights, raw_w = self._weights(adv, adv_stats)
-            mean, log_std = self.actor(self.obs_norm(obs))
-            logp = diag_gaussian_log_prob(act, mean, log_std)
-            # bounds are [-1, 1], so the violation below -1 or above 1 is max(|mu| - 1, 0)
-            bound = 0.5 * (mean.abs() - 1.0).clamp(min=0).pow(2).sum(-1).mean()
-            loss = -(weights * logp).mean() + c.action_bound_weight * bound
+        weights, raw_w = self._weights(adv, adv_stats)
+        mean, log_std = self.actor(self.obs_norm(obs))
+        logp = diag_gaussian_log_prob(act, mean, log_std)
+        # bounds are [-1, 1], so the violation below -1 or above 1 is max(|mu| - 1, 0)
+        bound = 0.5 * (mean.abs() - 1.0).clamp(min=0).pow(2).sum(-1).mean()
+        loss = -(weights * logp).mean() + c.action_bound_weight * bound
         return loss, self._policy_stats(loss.detach(), bound.detach(), adv, adv_stats, weights, raw_w)
 
     def _policy_stats(self, loss, bound, adv, adv_stats, weights, raw_w) -> dict[str, torch.Tensor]:
@@ -454,7 +446,7 @@ class AWR(Algorithm):
 
     def extra_state(self) -> dict[str, Any]:
         return {"_awr_adv_stats": self._adv_stats.clone(), "_awr_block_pos": self._block_pos,
-                "_awr_seen": self._seen}
+                "_awr_seen_added": self._seen}
 
     def on_resume(self, buffer) -> None:
         self._buffer = buffer  # a checkpoint taken inside a block continues that block on this buffer
@@ -463,5 +455,5 @@ class AWR(Algorithm):
         if "_awr_adv_stats" in state:
             self._adv_stats = state["_awr_adv_stats"].to(self.device)
         self._block_pos = int(state.get("_awr_block_pos", 0))
-        seen = state.get("_awr_seen")
-        self._seen = None if seen is None else (int(seen[0]), int(seen[1]))
+        seen = state.get("_awr_seen_added")  # a checkpoint from before this key: None (all rows count as new)
+        self._seen = None if seen is None else int(seen)

@@ -7,11 +7,9 @@ An algorithm only *declares* what it needs from that protocol (see ``Algorithm``
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import typing
-import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -28,9 +26,8 @@ class Batch(NamedTuple):
     """A minibatch of transitions, all float32 tensors on the algorithm's device.
 
     ``done`` is 1.0 where the transition ended in a true terminal state (never at a time limit).
-    ``ret`` holds per-sample regression targets for algorithms that declare ``needs_returns``
-    (AWR's TD(lambda) returns), otherwise it is an empty tensor; ``adv`` then holds the advantage
-    R - V(s) that the algorithm last wrote into the buffer (AWR: once per block), else it is empty.
+    ``extras``: named per-row columns an algorithm declares in ``batch_extras`` (e.g. AWR's ``ret`` and ``adv``,
+    which it writes into the buffer itself), each a [B] tensor.
     """
 
     obs: torch.Tensor
@@ -38,8 +35,7 @@ class Batch(NamedTuple):
     rew: torch.Tensor
     next_obs: torch.Tensor
     done: torch.Tensor
-    ret: torch.Tensor
-    adv: torch.Tensor = torch.empty(0)
+    extras: dict[str, torch.Tensor] = {}
 
 
 def episode_ends(obs, next_obs, done, timeout):
@@ -110,30 +106,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-class _CompiledOrEager:
-    """``torch.compile(fn)`` that falls back to ``fn`` for good (one warning) if compiling fails."""
-
-    def __init__(self, fn, name: str, mode: str | None):
-        self.eager, self.name, self.failed = fn, name, False
-        self.compiled = torch.compile(fn, dynamic=False, mode=mode)
-
-    def __call__(self, *args, **kwargs):
-        if not self.failed:
-            try:
-                return self.compiled(*args, **kwargs)
-            except Exception as e:  # no compiler, unsupported op, ...: eager gives the same numbers
-                self.failed = True
-                warn_compile_failed(self.name, e)
-        return self.eager(*args, **kwargs)
-
-
-def warn_compile_failed(name: str, e: Exception) -> None:
-    """The one warning of a compiled loss method that runs eagerly from now on."""
-    msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-    warnings.warn(f"torch.compile of {name} failed ({type(e).__name__}: {msg}); running it eagerly", RuntimeWarning,
-                  stacklevel=3)
-
-
 class Algorithm:
     """Base class. Subclasses set ``name`` and ``Config`` and implement the abstract methods.
 
@@ -141,24 +113,19 @@ class Algorithm:
 
     - ``learns_online``: if False the harness still collects and evaluates online but never calls
       ``update`` there (the paper's BC is a flat line online).
-    - ``needs_returns``: batches carry ``ret`` (returns computed by ``prepare_updates``).
+    - ``batch_extras``: names of extra per-row buffer columns that every batch carries in ``Batch.extras``
+      (the algorithm writes them, e.g. AWR's returns and advantages in ``prepare_updates``).
     - ``presets``: named config overrides, e.g. AWAC's "hand" variant; a task may pick one by family.
-    - ``compilable``: names of the pure loss methods that ``--compile`` traces with their gradients and
-      compiles (``algorithms/compiled.py``; they take tensors, noise included, and return tensors; the update
-      draws the noise, steps the optimizers and reads the metrics outside them, and backpropagates only
-      through the scalar losses they return).
 
-    Speed options (opt-in, off by default; ``set_speed_options``): bfloat16 autocast of the forward
-    passes (``autocast``, used by every algorithm's loss methods; networks return float32, so the losses
-    themselves stay float32) and ``torch.compile`` of the loss methods.
+    An algorithm knows nothing of speed options: the harness runs ``update`` as it is (``--bf16`` wraps the whole
+    call in autocast from outside).
     """
 
     name: ClassVar[str] = "base"
     Config: ClassVar[type[Config]] = Config
     learns_online: ClassVar[bool] = True
-    needs_returns: ClassVar[bool] = False
+    batch_extras: ClassVar[tuple[str, ...]] = ()
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
-    compilable: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, obs_dim: int, act_dim: int, config: Config, device: str | torch.device = "cpu"):
         self.obs_dim = obs_dim
@@ -166,37 +133,6 @@ class Algorithm:
         self.cfg = config
         self.device = torch.device(device)
         self.grad_steps = 0
-        self.bf16 = False
-        self.compiled = False  # set_speed_options(compile=True or cuda_graphs=True)
-
-    # -- speed options (opt-in) -----------------------------------------------------------------
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """The context every loss method runs its forward passes in: bfloat16 autocast if enabled."""
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
-
-    def set_speed_options(self, bf16: bool = False, compile: bool = False, cuda_graphs: bool = False) -> None:
-        """bf16: bfloat16 autocast. compile: the loss methods (``compilable``) and their gradients as compiled
-        graphs (``algorithms.compiled.CompiledLossGrad``), falling back to eager with a warning if that fails.
-        cuda_graphs: ``torch.compile`` of the loss methods with mode "reduce-overhead" (CUDA graphs; CUDA
-        devices only, ignored with a warning elsewhere)."""
-        self.bf16 = bool(bf16)
-        if cuda_graphs and self.device.type != "cuda":
-            warnings.warn("cuda_graphs needs a CUDA device; ignored", RuntimeWarning, stacklevel=2)
-            cuda_graphs = False
-        if compile or cuda_graphs:
-            from algorithms.compiled import CompiledLossGrad
-
-            self.compiled = True
-            for name in self.compilable:
-                fn = getattr(self, name)
-                if isinstance(fn, _CompiledOrEager | CompiledLossGrad):
-                    continue
-                if cuda_graphs:
-                    setattr(self, name, _CompiledOrEager(fn, f"{self.name}.{name}", "reduce-overhead"))
-                else:
-                    setattr(self, name, CompiledLossGrad(self, name))
 
     # -- the protocol's rhythm --------------------------------------------------------------
     @property
@@ -234,9 +170,6 @@ class Algorithm:
 
     def prepare_updates(self, buffer) -> None:  # noqa: B027 - optional hook
         """Called before every block of updates (e.g. AWR recomputes TD(lambda) returns)."""
-
-    def on_phase_switch(self, buffer) -> None:  # noqa: B027 - optional hook
-        """Called once between the offline and the online phase."""
 
     def on_resume(self, buffer) -> None:  # noqa: B027 - optional hook
         """Called when a run continues from a checkpoint, after ``load_state_dict`` and the buffer's restore

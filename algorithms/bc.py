@@ -66,11 +66,9 @@ class BC(Algorithm):
     def learns_online(self) -> bool:  # type: ignore[override]
         return bool(self.cfg.learn_online)
 
-    compilable = ("loss",)
 
     def loss(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        with self.autocast():
-            return bc_loss(self.actor, obs, act)
+        return bc_loss(self.actor, obs, act)
 
     def update(self, batch: Batch) -> dict[str, float]:
         metrics = bc_step(self.loss(batch.obs, batch.act), self.opt)

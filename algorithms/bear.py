@@ -57,7 +57,7 @@ from torch import nn
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, UserError, scalars
-from algorithms.networks import TanhGaussianPolicy, f32, flatten_parameters, make_adam, mlp, soft_update
+from algorithms.networks import TanhGaussianPolicy, f32, make_adam, mlp, soft_update, target_network
 
 KERNELS = ("laplacian", "gaussian")
 Q_REDUCTIONS = ("min", "mean", "max")
@@ -306,17 +306,11 @@ class BEAR(Algorithm):
                                   c.vae_log_std_max, c.latent_clip).to(dev)
         # RegularActor has no log-std clamp; networks.TanhGaussianPolicy clamps it to [-20, 2] (SAC's range).
         self.actor = TanhGaussianPolicy(obs_dim, act_dim, c.actor_hidden).to(dev)
-        self.actor_target = TanhGaussianPolicy(obs_dim, act_dim, c.actor_hidden).to(dev)
-        self.actor_target.load_state_dict(self.actor.state_dict())
-        self.actor_target.requires_grad_(False)
+        self.actor_target = target_network(self.actor, TanhGaussianPolicy(obs_dim, act_dim, c.actor_hidden).to(dev))
         self.critic = EnsembleQ(obs_dim, act_dim, c.critic_hidden, c.num_qs).to(dev)
-        self.critic_target = EnsembleQ(obs_dim, act_dim, c.critic_hidden, c.num_qs).to(dev)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
+        self.critic_target = target_network(self.critic, EnsembleQ(obs_dim, act_dim, c.critic_hidden, c.num_qs).to(dev))
         init = torch.randn(()) if c.log_alpha_init is None else torch.tensor(float(c.log_alpha_init))
         self.log_alpha = init.to(dev).requires_grad_(True)
-        for target in (self.actor_target, self.critic_target):  # Polyak updates: one lerp_ per network
-            flatten_parameters(target)
         self.vae_opt = make_adam(self.vae, c.vae_lr)
         self.actor_opt = make_adam(self.actor, c.actor_lr)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
@@ -346,7 +340,6 @@ class BEAR(Algorithm):
         with torch.no_grad():
             self.log_alpha.clamp_(c.log_alpha_min, c.log_alpha_max)
 
-    compilable = ("model_losses", "actor_loss")
 
     def update(self, batch: Batch) -> dict[str, float]:
         c = self.cfg
@@ -395,39 +388,37 @@ class BEAR(Algorithm):
     def model_losses(self, obs, act, rew, next_obs, done, vae_noise, target_noise):
         """VAE loss and critic loss (with mean Q and mean target); the noise makes it a pure function."""
         c = self.cfg
-        with self.autocast():
-            recon, mu, log_std = self.vae(obs, act, vae_noise)
-            vae_loss = ConditionalVAE.loss(recon, act, mu, log_std, c.vae_kl_weight)
-            # p next actions from the target actor, soft clipped double-Q, max over the p samples.
-            with torch.no_grad():
-                t_mean, t_log_std = self.actor_target(next_obs)
-                next_act = torch.tanh(self._sample_raw(t_mean, t_log_std, c.num_target_samples, None, target_noise))
-                next_obs_rep = next_obs.unsqueeze(1).expand(-1, c.num_target_samples, -1)
-                y = critic_target(self.critic_target(next_obs_rep, next_act), rew, done, c.gamma, c.lmbda)
-            q = self.critic(obs, act)  # [K, B]
-            critic_loss = (q - y).pow(2).mean(dim=1).sum()
+        recon, mu, log_std = self.vae(obs, act, vae_noise)
+        vae_loss = ConditionalVAE.loss(recon, act, mu, log_std, c.vae_kl_weight)
+        # p next actions from the target actor, soft clipped double-Q, max over the p samples.
+        with torch.no_grad():
+            t_mean, t_log_std = self.actor_target(next_obs)
+            next_act = torch.tanh(self._sample_raw(t_mean, t_log_std, c.num_target_samples, None, target_noise))
+            next_obs_rep = next_obs.unsqueeze(1).expand(-1, c.num_target_samples, -1)
+            y = critic_target(self.critic_target(next_obs_rep, next_act), rew, done, c.gamma, c.lmbda)
+        q = self.critic(obs, act)  # [K, B]
+        critic_loss = (q - y).pow(2).mean(dim=1).sum()
         return vae_loss, critic_loss, q.detach().mean(), y.mean()
 
     def actor_loss(self, obs, alpha, latent_noise, pi_noise, warm: bool):
         """(actor loss, per-state MMD, Q_pi, log-std) with the behaviour samples and the policy samples."""
         c = self.cfg
-        with self.autocast():
-            with torch.no_grad():
-                raw_beta = self.vae.decode_raw(obs, c.num_mmd_samples, latent_noise)
-            mean, log_std_pi = self.actor(obs)
-            raw_pi = self._sample_raw(mean, log_std_pi, c.num_mmd_samples, c.actor_noise_clip, pi_noise)
-            mmd = self._mmd(raw_beta, raw_pi, c.mmd_sigma)  # [B]
-            if warm:
-                return (alpha * mmd).mean(), mmd, mmd.new_zeros(()), log_std_pi
-            q_all = self.critic(obs.unsqueeze(1).expand(-1, c.num_mmd_samples, -1), torch.tanh(raw_pi))
-            q_s = q_all.mean(dim=2)  # [K, B]: mean over the n samples, as in algos.py
-            if c.policy_q == "min":
-                q_pi = q_s.amin(dim=0)
-            elif c.policy_q == "mean":
-                q_pi = q_s.mean(dim=0)
-            else:
-                q_pi = q_s.amax(dim=0)
-            return (-q_pi + alpha * mmd).mean(), mmd, q_pi, log_std_pi
+        with torch.no_grad():
+            raw_beta = self.vae.decode_raw(obs, c.num_mmd_samples, latent_noise)
+        mean, log_std_pi = self.actor(obs)
+        raw_pi = self._sample_raw(mean, log_std_pi, c.num_mmd_samples, c.actor_noise_clip, pi_noise)
+        mmd = self._mmd(raw_beta, raw_pi, c.mmd_sigma)  # [B]
+        if warm:
+            return (alpha * mmd).mean(), mmd, mmd.new_zeros(()), log_std_pi
+        q_all = self.critic(obs.unsqueeze(1).expand(-1, c.num_mmd_samples, -1), torch.tanh(raw_pi))
+        q_s = q_all.mean(dim=2)  # [K, B]: mean over the n samples, as in algos.py
+        if c.policy_q == "min":
+            q_pi = q_s.amin(dim=0)
+        elif c.policy_q == "mean":
+            q_pi = q_s.mean(dim=0)
+        else:
+            q_pi = q_s.amax(dim=0)
+        return (-q_pi + alpha * mmd).mean(), mmd, q_pi, log_std_pi
 
     # -- acting and diagnostics -------------------------------------------------------------
     def past_warmup(self) -> None:

@@ -47,11 +47,11 @@ from algorithms.networks import (
     TwinQ,
     diag_gaussian_log_prob,
     f32,
-    flatten_parameters,
     gaussian_action,
     make_adam,
     mlp,
     soft_update,
+    target_network,
 )
 
 
@@ -108,7 +108,6 @@ class IQL(Algorithm):
         # configs/antmaze_finetune_config.py: expectile 0.9, temperature 10, no lr decay
         "antmaze": {"expectile": 0.9, "beta": 10.0, "actor_lr_decay_steps": 0},
     }
-    compilable = ("value_loss", "actor_critic_losses")
 
     def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)
@@ -116,10 +115,7 @@ class IQL(Algorithm):
         self.actor = GaussianPolicy(obs_dim, act_dim, c.actor_hidden, c.min_log_std, c.max_log_std,
                                     log_std_map="clip").to(self.device)
         self.critic = TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device)
-        self.critic_target = TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
-        flatten_parameters(self.critic_target)  # Polyak update: one lerp_ over one buffer
+        self.critic_target = target_network(self.critic, TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device))
         self.value = mlp(obs_dim, c.value_hidden, 1).to(self.device)
         self.actor_opt = make_adam(self.actor, c.actor_lr)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
@@ -160,22 +156,20 @@ class IQL(Algorithm):
 
     def value_loss(self, obs, q_data) -> torch.Tensor:
         """L_V: expectile regression of V(s) onto min_j Q'_j(s, a)."""
-        with self.autocast():
-            return expectile_loss(q_data - self.v(obs), self.cfg.expectile)
+        return expectile_loss(q_data - self.v(obs), self.cfg.expectile)
 
     def actor_critic_losses(self, obs, act, rew, next_obs, done, q_data):
         """(L_pi, L_Q, metrics) with the current (just updated) V."""
         c = self.cfg
-        with self.autocast():
-            with torch.no_grad():
-                v = self.v(obs)
-                adv = q_data - v
-                weights = advantage_weights(adv, c.beta, c.max_weight)
-                y = rew + c.gamma * (1.0 - done) * self.v(next_obs)
-            mean, log_std = self.actor(obs)
-            actor_loss = -(weights * diag_gaussian_log_prob(act, mean, log_std)).mean()
-            q1, q2 = self.critic(obs, act)
-            critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        with torch.no_grad():
+            v = self.v(obs)
+            adv = q_data - v
+            weights = advantage_weights(adv, c.beta, c.max_weight)
+            y = rew + c.gamma * (1.0 - done) * self.v(next_obs)
+        mean, log_std = self.actor(obs)
+        actor_loss = -(weights * diag_gaussian_log_prob(act, mean, log_std)).mean()
+        q1, q2 = self.critic(obs, act)
+        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
         stats = {"actor_loss": actor_loss.detach(), "critic_loss": critic_loss.detach(), "v_mean": v.mean(),
                  "q_mean": q1.detach().mean(), "adv_mean": adv.mean(), "weight_max": weights.max()}
         return actor_loss, critic_loss, stats

@@ -328,6 +328,17 @@ def make_sgd(params: Iterable[torch.nn.Parameter] | nn.Module, lr: float, moment
 
 
 @torch.no_grad()
+def target_network(source: nn.Module, target: nn.Module) -> nn.Module:
+    """``target`` (a freshly built network of ``source``'s shape) as ``source``'s target network: the same
+    parameters, no gradients, flattened so that ``soft_update`` is one ``lerp_``. Building ``target`` before this
+    call (rather than copying ``source``) keeps its initialisation's draws from the RNG, as the reference codes'
+    constructors do."""
+    target.load_state_dict(source.state_dict())
+    target.requires_grad_(False)
+    flatten_parameters(target)
+    return target
+
+
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging: target <- (1 - tau) * target + tau * source.
 

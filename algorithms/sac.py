@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, scalars
 from algorithms.bc import bc_loss, bc_step
-from algorithms.networks import TanhGaussianPolicy, TwinQ, flatten_parameters, make_adam, soft_update
+from algorithms.networks import TanhGaussianPolicy, TwinQ, make_adam, soft_update, target_network
 
 
 @dataclass
@@ -71,17 +71,13 @@ class SAC(Algorithm):
         c = config
         self.actor = TanhGaussianPolicy(obs_dim, act_dim, c.actor_hidden, rlkit_init=True).to(self.device)
         self.critic = TwinQ(obs_dim, act_dim, c.critic_hidden, rlkit_init=True).to(self.device)
-        self.critic_target = TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
-        flatten_parameters(self.critic_target)  # Polyak update: one lerp_ over one buffer
+        self.critic_target = target_network(self.critic, TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device))
         self.log_alpha = torch.tensor([math.log(c.init_alpha)], device=self.device, requires_grad=True)
         self.target_entropy = float(-act_dim if c.target_entropy is None else c.target_entropy)
         self.actor_opt = make_adam(self.actor, c.actor_lr)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
         self.alpha_opt = make_adam([self.log_alpha], c.alpha_lr)
 
-    compilable = ("critic_loss", "actor_loss", "bc_loss")
 
     def update(self, batch: Batch) -> dict[str, float]:
         if self.grad_steps < self.cfg.bc_init_steps:
@@ -121,22 +117,19 @@ class SAC(Algorithm):
 
     def critic_loss(self, obs, act, rew, next_obs, done, alpha, next_noise):
         """Soft clipped double-Q loss and mean Q(s, a); the noise makes it a pure function."""
-        with self.autocast():
-            y = self.soft_target_y(rew, next_obs, done, alpha, next_noise)
-            q1, q2 = self.critic(obs, act)
-            loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        y = self.soft_target_y(rew, next_obs, done, alpha, next_noise)
+        q1, q2 = self.critic(obs, act)
+        loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
         return loss, q1.detach().mean()
 
     def actor_loss(self, obs, alpha, noise):
         """mean[alpha log pi(a~|s) - min_j Q_j(s, a~)] and log pi(a~|s)."""
-        with self.autocast():
-            pi_act, logp = self.actor.rsample(obs, noise)
-            loss = (alpha * logp - self.critic.min_q(obs, pi_act)).mean()
+        pi_act, logp = self.actor.rsample(obs, noise)
+        loss = (alpha * logp - self.critic.min_q(obs, pi_act)).mean()
         return loss, logp
 
     def bc_loss(self, obs, act):
-        with self.autocast():
-            return bc_loss(self.actor, obs, act)
+        return bc_loss(self.actor, obs, act)
 
     def _bc_update(self, batch: Batch) -> dict[str, float]:
         metrics = bc_step(self.bc_loss(batch.obs, batch.act), self.actor_opt)  # BC's update of the actor

@@ -89,13 +89,15 @@ def build_ours(spec):
     else:  # a checkout from before the hook: the same skip (BEAR's warm-up, SACfD-prior's BC steps)
         cfg = algo.cfg
         algo.grad_steps = max(int(getattr(cfg, "warmup_steps", 0)), int(getattr(cfg, "bc_init_steps", 0)))
-    buf = ReplayBuffer(OBS, ACT, algo.buffer_capacity(ROWS, 0), with_returns=algo.needs_returns)
+    if hasattr(algo, "batch_extras"):
+        buf = ReplayBuffer(OBS, ACT, algo.buffer_capacity(ROWS, 0), extras=algo.batch_extras)
+    else:  # a checkout from before named buffer columns
+        buf = ReplayBuffer(OBS, ACT, algo.buffer_capacity(ROWS, 0), with_returns=algo.needs_returns)
     buf.add_many(*synthetic())
     step, block = _speed().training_step(algo, buf, spec["batch"])
     step()
-    gflop = _flops(step, block)  # eagerly: a compiled graph is not re-traced under FlopCounterMode
-    algo.set_speed_options(compile=spec.get("compile", False))
-    for _ in range(max(block, 6 if spec.get("compile") else 3)):
+    gflop = _flops(step, block)
+    for _ in range(max(block, 3)):
         step()
     info = {"gflop_executed": gflop, "block": block,
             "networks": {} if spec.get("root") else _speed().network_widths(algo)}
@@ -112,7 +114,7 @@ def build_d3rlpy(spec):
     o = spec["overrides"]
     enc = lambda h: VectorEncoderFactory(list(h))  # noqa: E731
     name, batch = spec["algo"], spec["batch"]
-    common = dict(batch_size=batch, compile_graph=bool(spec.get("compile")))
+    common = dict(batch_size=batch)
     if name == "awac":
         cfg = d3rlpy.algos.AWACConfig(actor_encoder_factory=enc(o["actor_hidden"]),
                                       critic_encoder_factory=enc(o["critic_hidden"]), **common)
@@ -135,7 +137,7 @@ def build_d3rlpy(spec):
     def step():
         algo.update(ds.sample_transition_batch(batch))
 
-    for _ in range(6 if spec.get("compile") else 3):
+    for _ in range(3):
         step()
     return {"step": step}, {"gflop_executed": _flops(step), "d3rlpy": d3rlpy.__version__}
 
@@ -276,7 +278,6 @@ def main() -> int:
     ap.add_argument("--no-other", action="store_true", help="skip d3rlpy, CORL and the straightforward AWR")
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per contender and case")
     ap.add_argument("--algos", help="comma-separated subset of the cases' algorithms")
-    ap.add_argument("--compile", action="store_true", help="also measure our opt-in torch.compile path")
     ap.add_argument("--json", help="also write the raw results here")
     a = ap.parse_args()
     if a.worker:
@@ -292,8 +293,6 @@ def main() -> int:
         spec = {"algo": algo, "batch": batch, "overrides": over}
         workers, notes, other = {"ours": Worker(sys.executable, {**spec, "kind": "ours"})}, [], None
         starts = []
-        if a.compile:
-            starts.append(("ours compiled", sys.executable, {**spec, "kind": "ours", "compile": True}))
         if a.baseline:
             starts.append(("baseline", sys.executable, {**spec, "kind": "ours", "root": os.path.abspath(a.baseline)}))
         if a.no_other:
@@ -332,7 +331,7 @@ def main() -> int:
     print(f"\nTraining steps per second (batch sampling included), one thread each, HalfCheetah sizes (obs {OBS}, "
           f"act {ACT}), float32; {os.cpu_count()} CPUs, load average {load0:.1f} -> {os.getloadavg()[0]:.1f}, "
           f"{time.time() - t_start:.0f} s.\n")
-    names = [n for n in ("ours compiled", "baseline", "d3rlpy", "CORL") if any(f"{n}_updates_per_s" in r for r in rows)]
+    names = [n for n in ("baseline", "d3rlpy", "CORL") if any(f"{n}_updates_per_s" in r for r in rows)]
     head = ["algorithm", "batch", "GFLOP/step (ours)", "ours /s"]
     head += [h for n in names for h in (f"{n} /s", f"ours / {n}")]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))

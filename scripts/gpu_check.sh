@@ -2,8 +2,8 @@
 # One prepared check for a machine with CUDA (no network needed), within 8 minutes:
 #   1. a Python whose torch sees CUDA ($PYTHON, else .venv, python3.11, python3); this checkout on its path
 #   2. the CUDA tests (tests/test_cuda.py, BEAR's CUDA test)
-#   3. `awac-bench speed --device cuda --no-env` for every registered algorithm: eager, --compile, --cuda-graphs
-#      (eager for all first; compiled modes while the budget lasts; each run in its own process with a timeout)
+#   3. `awac-bench speed --device cuda --no-env` for every registered algorithm: float32, then --bf16 while the
+#      budget lasts (each run in its own process with a timeout)
 #   4. one JSON summary: $OUT/gpu_check.json (OUT defaults to ./gpu_check_out)
 # Usage: scripts/gpu_check.sh            (BUDGET_S=480 SECONDS_PER_RUN=2 RUN_TIMEOUT_S=150 to change the limits;
 #        DEVICE=cpu ALGOS=bc BUDGET_S=60 scripts/gpu_check.sh  is a dry run of the script itself on a CPU machine)
@@ -40,7 +40,7 @@ fi
 
 # 3. speed runs, one JSON file each
 ALGOS=${ALGOS:-$("$PY" -c 'import algorithms; print(" ".join(algorithms.names()))')}
-MODES="eager compile cuda-graphs"; [ "$DEVICE" = cuda ] || MODES="eager compile"
+MODES="eager bf16"
 for mode in $MODES; do
   for algo in $ALGOS; do
     flag=""; [ "$mode" = eager ] || flag="--$mode"

@@ -69,7 +69,7 @@ def test_paper_preset_offline_steps_per_task_family():
 def _batch(n=8, obs=4, act=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     return Batch(torch.randn(n, obs, generator=g), torch.rand(n, act, generator=g) * 2 - 1,
-                 -torch.rand(n, generator=g), torch.randn(n, obs, generator=g), torch.zeros(n), torch.empty(0))
+                 -torch.rand(n, generator=g), torch.randn(n, obs, generator=g), torch.zeros(n))
 
 
 def test_actor_loss_is_the_weighted_negative_log_likelihood():
@@ -121,7 +121,7 @@ def test_awac_learns_to_prefer_the_better_action():
     act = torch.where(torch.arange(n) % 2 == 0, 0.5, -0.5).reshape(n, 1)
     # the state is 1, not 0: with rlkit's zero hidden biases a zero input would leave every hidden unit at 0
     b = Batch(torch.ones(n, 1), act, torch.where(act[:, 0] > 0, 0.0, -1.0), torch.ones(n, 1),
-              torch.ones(n), torch.empty(0))
+              torch.ones(n))
     for _ in range(400):
         algo.update(b)
     a = algo.act(np.ones((1, 1), np.float32), deterministic=True)[0, 0]

@@ -108,7 +108,7 @@ def _hand_buffer(drop_timeout: bool = False) -> ReplayBuffer:
     C: 20 -> 21 (r=5)                      (still being collected: no flag)
     Six rows into five slots: A's first row is evicted; order() = A1, B0, B1, B2, C0.
     """
-    buf = ReplayBuffer(1, 1, capacity=5, with_returns=True)
+    buf = ReplayBuffer(1, 1, capacity=5, extras=("ret", "adv"))
     rows = [(0, 1, 1, 0, 0), (1, 2, 2, 1, 0), (10, 11, 1, 0, 0), (11, 12, 2, 0, 0),
             (12, 13, 3, 0, 0 if drop_timeout else 1), (20, 21, 5, 0, 0)]
     for s, s2, r, d, to in rows:
@@ -133,7 +133,7 @@ def test_prepare_updates_fills_buffer_returns(drop_timeout):
     _constant_critic(alg, 10.0)
     buf = _hand_buffer(drop_timeout)
     alg.prepare_updates(buf)
-    torch.testing.assert_close(buf.ret[buf.order()], _t(*HAND_RET))
+    torch.testing.assert_close(buf.extras["ret"][buf.order()], _t(*HAND_RET))
 
 
 def _protected_hand_buffer() -> ReplayBuffer:
@@ -144,7 +144,7 @@ def _protected_hand_buffer() -> ReplayBuffer:
     Online slots 3..6 hold k = 4, 5, 2, 3 (k = 0, 1 evicted, the prior rows untouched); ptr = 5, and
     order() = 0, 1, 2, 5, 6, 3, 4: P0, P1, P2, O2, O3, O4, O5.
     """
-    buf = ReplayBuffer(1, 1, capacity=7, with_returns=True)
+    buf = ReplayBuffer(1, 1, capacity=7, extras=("ret", "adv"))
     f = np.float32
     buf.add_many(np.array([[10], [11], [12]], f), np.full((3, 1), 0.1, f), np.array([1, 2, 3], f),
                  np.array([[11], [12], [13]], f), np.array([0, 0, 1], f), np.zeros(3, bool))
@@ -171,9 +171,9 @@ def test_prior_rows_survive_the_online_fifo_and_returns_stay_in_order():
     alg = algorithms.make("awr", 1, 1, overrides={"gamma": G, "td_lambda": L})
     _constant_critic(alg, 2.0)
     alg.prepare_updates(buf)
-    torch.testing.assert_close(buf.ret[buf.order()], _t(*PROTECTED_RET))
+    torch.testing.assert_close(buf.extras["ret"][buf.order()], _t(*PROTECTED_RET))
     # the same rows written as one block: only the newest 4 are kept (slots 3..6, ptr back at 3), same order
-    blk = ReplayBuffer(1, 1, capacity=7, with_returns=True)
+    blk = ReplayBuffer(1, 1, capacity=7, extras=("ret", "adv"))
     blk.add_many(buf.obs[:3], buf.act[:3], buf.rew[:3], buf.next_obs[:3], buf.done[:3], buf.timeout[:3])
     blk.protect()
     k = np.arange(6, dtype=np.float32)[:, None]
@@ -184,7 +184,7 @@ def test_prior_rows_survive_the_online_fifo_and_returns_stay_in_order():
 def test_new_rows_counted_modulo_the_online_region():
     # The normaliser records exactly the rows written since the last prepare_updates, also across the wrap.
     alg = algorithms.make("awr", 1, 1, overrides={"normalizer_samples": 100})
-    buf = ReplayBuffer(1, 1, capacity=7, with_returns=True)
+    buf = ReplayBuffer(1, 1, capacity=7, extras=("ret", "adv"))
     f = np.float32
     buf.add_many(np.zeros((3, 1), f), np.zeros((3, 1), f), np.zeros(3, f), np.zeros((3, 1), f), np.zeros(3, f),
                  np.zeros(3, bool))
@@ -241,9 +241,9 @@ def test_policy_step_normalises_over_buffer_and_clips():
         alg.actor.net[-1].weight.zero_()
         alg.actor.net[-1].bias.fill_(1.5)
     order = buf.order()
-    torch.testing.assert_close(buf.adv[order], torch.tensor(adv))  # A = R - V stored per row
+    torch.testing.assert_close(buf.extras["adv"][order], torch.tensor(adv))  # A = R - V stored per row
     batch = Batch(buf.obs[order], buf.act[order], buf.rew[order], buf.next_obs[order], buf.done[order],
-                  buf.ret[order].clone(), buf.adv[order].clone())
+                  {"ret": buf.extras["ret"][order].clone(), "adv": buf.extras["adv"][order].clone()})
     m = alg.update(batch)
     logp = -0.5 * (1.4 / 0.2) ** 2 - math.log(0.2) - 0.5 * math.log(2 * math.pi)
     assert logp == pytest.approx(-23.8095, abs=1e-4)
@@ -265,14 +265,14 @@ def test_block_schedule_and_refresh_at_switch():
     assert alg.online_rhythm() == (2048, 5)
     buf = _hand_buffer()
     alg.prepare_updates(buf)
-    before = buf.ret.clone()
+    before = buf.extras["ret"].clone()
     kinds = []
     for i in range(10):  # two blocks' worth without a new prepare_updates: the pattern repeats
         m = alg.update(buf.sample(alg.batch_size("offline")))
         kinds.append("V" if "critic_loss" in m else "P")
         assert all(math.isfinite(v) for v in m.values())
         if i == 2:
-            after = buf.ret.clone()
+            after = buf.extras["ret"].clone()
             v = alg.value(buf.obs[buf.order()])
             # Re-derive the refreshed returns independently from the new critic's values.
             o = buf.order()
@@ -280,14 +280,14 @@ def test_block_schedule_and_refresh_at_switch():
             nxt[[3, 4]] = alg.value(buf.next_obs[o][[3, 4]])
             want = td_lambda_returns(buf.rew[o], v, nxt, buf.done[o], buf.timeout[o], G, L)
             torch.testing.assert_close(after[o], want)
-            torch.testing.assert_close(buf.adv[o], want - v)  # the policy steps' advantages: new R - new V
+            torch.testing.assert_close(buf.extras["adv"][o], want - v)  # the policy steps' advantages: new R - new V
             assert not torch.equal(before, after)
     assert "".join(kinds) == "VVVPPVVVPP"
 
 
 def test_observation_normaliser_records_until_limit():
     alg = algorithms.make("awr", 2, 1, overrides={"normalizer_samples": 4})
-    buf = ReplayBuffer(2, 1, capacity=10, with_returns=True)
+    buf = ReplayBuffer(2, 1, capacity=10, extras=("ret", "adv"))
     x = np.array([[0, 1], [2, 1], [4, 1]], np.float32)  # mean (2, 1); std (sqrt(8/3), 0 -> floor 0.01)
     buf.add_many(x, np.zeros((3, 1)), np.zeros(3), x, np.zeros(3), np.zeros(3, bool))
     alg.prepare_updates(buf)
@@ -308,7 +308,7 @@ def test_observation_normaliser_records_until_limit():
 
 def test_contract_defaults_and_policy_density():
     alg = algorithms.make("awr", 17, 6)
-    assert "awr" in algorithms.names() and AWR.needs_returns
+    assert "awr" in algorithms.names() and AWR.batch_extras == ("ret", "adv")
     assert alg.online_rhythm() == (2048, 1500)
     assert alg.batch_size("offline") == alg.batch_size("online") == 256
     # every offline row plus a FIFO of at most buffer_size = 50k online rows
@@ -341,7 +341,7 @@ def test_value_loss_decreases_on_synthetic_data():
             obs.append(s), nxt.append(s2), act.append(a), rew.append(float(s[0] + a[0]))
             done.append(0.0), to.append(t == ep_len - 1)
             s = s2
-    buf = ReplayBuffer(obs_dim, act_dim, capacity=1000, seed=0, with_returns=True)
+    buf = ReplayBuffer(obs_dim, act_dim, capacity=1000, seed=0, extras=("ret", "adv"))
     buf.add_many(np.array(obs), np.array(act), np.array(rew), np.array(nxt), np.array(done), np.array(to))
     alg = algorithms.make("awr", obs_dim, act_dim, overrides={"critic_steps": 50, "actor_steps": 50,
                                                               "batch_size": 64, "actor_lr": 1e-2})
@@ -349,7 +349,7 @@ def test_value_loss_decreases_on_synthetic_data():
     def value_loss() -> float:  # the critic loss against the current targets, over the whole buffer
         o = buf.order()
         v_n = alg.value(buf.obs[o]) / alg.value_scale
-        return (0.5 * (buf.ret[o] / alg.value_scale - v_n).pow(2).mean()).item()
+        return (0.5 * (buf.extras["ret"][o] / alg.value_scale - v_n).pow(2).mean()).item()
 
     def data_loglik() -> float:
         with torch.no_grad():

@@ -183,8 +183,7 @@ def test_budget_inside_the_warmup_is_flagged():
 def _batch(n=16, obs=3, act=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     return Batch(torch.randn(n, obs, generator=g), torch.rand(n, act, generator=g) * 1.8 - 0.9,
-                 torch.randn(n, generator=g), torch.randn(n, obs, generator=g), torch.zeros(n),
-                 torch.empty(0))
+                 torch.randn(n, generator=g), torch.randn(n, obs, generator=g), torch.zeros(n))
 
 
 @pytest.mark.parametrize("kernel", ["laplacian", "gaussian"])
@@ -263,7 +262,7 @@ def test_vae_loss_goes_down_on_a_small_synthetic_dataset():
 def test_runs_on_cuda():
     torch.manual_seed(0)
     algo = algorithms.make("bear", 3, 2, overrides={**SMALL, "warmup_steps": 1}, device="cuda")
-    b = Batch(*(t.cuda() for t in _batch()))
+    b = Batch(*(t.cuda() for t in _batch()[:5]))
     for _ in range(3):
         m = algo.update(b)
     assert all(math.isfinite(v) for v in m.values())

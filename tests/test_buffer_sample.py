@@ -8,9 +8,9 @@ import torch
 from benchmarks.data.buffer import ReplayBuffer
 
 
-def numbered_buffer(n=50, with_returns=False):
+def numbered_buffer(n=50, extras=()):
     """Row i holds the value i in every field (obs, act, rew, next_obs = i + 0.5, done = i % 2)."""
-    buf = ReplayBuffer(3, 2, n, seed=0, with_returns=with_returns)
+    buf = ReplayBuffer(3, 2, n, seed=0, extras=extras)
     i = np.arange(n, dtype=np.float32)
     buf.add_many(np.repeat(i[:, None], 3, 1), np.repeat(i[:, None], 2, 1), i, np.repeat(i[:, None] + 0.5, 3, 1),
                  i % 2, np.zeros(n, bool))
@@ -31,10 +31,10 @@ def test_a_batch_survives_later_samples_and_writes():
 
 
 def test_fields_come_from_the_same_transition():
-    buf = numbered_buffer(with_returns=True)
+    buf = numbered_buffer(extras=("ret", "adv"))
     b = buf.sample(64)
     i = b.rew
     assert torch.equal(b.obs, i[:, None].expand(-1, 3)) and torch.equal(b.act, i[:, None].expand(-1, 2))
     assert torch.equal(b.next_obs, i[:, None].expand(-1, 3) + 0.5) and torch.equal(b.done, i % 2)
-    assert b.ret.shape == b.adv.shape == (64,)
-    assert numbered_buffer().sample(4).ret.numel() == 0  # no return columns: empty fields
+    assert b.extras["ret"].shape == b.extras["adv"].shape == (64,)
+    assert numbered_buffer().sample(4).extras == {}  # no extra columns: no extras

@@ -124,6 +124,7 @@ def test_a_moved_diagnostic_fails_and_noise_or_a_small_shift_does_not():
 
 def test_the_exit_code_counts_failed_tests_not_the_summary_text():
     ok = pd.DataFrame({"verdict": ["ok", "moved up"]})
-    assert check.failures(ok, pd.DataFrame({"verdict": ["ok"]}), (True, "")) == 0
-    assert check.failures(pd.DataFrame({"verdict": ["fail", "ok"]}), pd.DataFrame({"verdict": ["fail"]}),
-                          (False, "")) == 3
+    passed = check.Verdict(ok, pd.DataFrame({"verdict": ["ok"]}), (True, ""))
+    assert (passed.failures, passed.exit_code) == (0, 0)
+    failed = check.Verdict(pd.DataFrame({"verdict": ["fail", "ok"]}), pd.DataFrame({"verdict": ["fail"]}), (False, ""))
+    assert (failed.failures, failed.exit_code) == (3, 1)

@@ -37,15 +37,13 @@ def test_options_parse_to_the_field_types():
 
 def test_sweep_and_speed_take_the_shared_fields():
     p = cli.build_parser()
-    a = p.parse_args(["sweep", "--preset", "smoke", "--out", "o", "--set", "batch_size=8", "--compile",
+    a = p.parse_args(["sweep", "--preset", "smoke", "--out", "o", "--set", "batch_size=8", "--bf16",
                       "--device", "cpu", "--checkpoint-every-min", "1"])
     assert cli.dataclass_values(RunSpec, a, cli.SWEEP_FIELDS) == {
-        "overrides": {"batch_size": "8"}, "device": "cpu", "bf16": False, "compile": True, "cuda_graphs": False,
-        "checkpoint_every_min": 1.0}
-    a = p.parse_args(["speed", "--algo", "bc", "--threads", "2", "--cuda-graphs"])
+        "overrides": {"batch_size": "8"}, "device": "cpu", "bf16": True, "checkpoint_every_min": 1.0}
+    a = p.parse_args(["speed", "--algo", "bc", "--threads", "2"])
     assert cli.dataclass_values(RunSpec, a, cli.SPEED_FIELDS) == {
-        "algo": "bc", "overrides": {}, "device": "cpu", "threads": 2, "bf16": False, "compile": False,
-        "cuda_graphs": True}
+        "algo": "bc", "overrides": {}, "device": "cpu", "threads": 2, "bf16": False}
 
 
 def test_a_bad_option_value_is_exit_2(capsys):

@@ -67,7 +67,7 @@ def test_updates_match_the_straightforward_rule():
         g = torch.Generator().manual_seed(step)
         b = Batch(torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 1.8 - 0.9,
                   torch.randn(B, generator=g), torch.randn(B, OBS, generator=g),
-                  (torch.rand(B, generator=g) < 0.2).float(), torch.empty(0))
+                  (torch.rand(B, generator=g) < 0.2).float())
         m = algo.update(b)
         # the rule, one loss and one optimizer at a time
         with torch.no_grad():

@@ -11,8 +11,8 @@ import pytest
 from algorithms.base import UserError
 from benchmarks.commands import quality
 from benchmarks.generation import generate, priordata
-from benchmarks.tasks.registry import TASKS
 from benchmarks.tasks import registry as tasks
+from benchmarks.tasks.registry import TASKS
 from benchmarks.tasks.task import DOOR_HINGE_INDEX
 
 

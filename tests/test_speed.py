@@ -1,13 +1,11 @@
-"""The speed machinery: flat parameter buffers, --compile's fallback, bf16 autocast, and ``awac-bench speed``
+"""The speed machinery: flat parameter buffers, bf16 autocast, and ``awac-bench speed``
 (algorithm-agnostic: FLOPs from FlopCounterMode, any registered algorithm). No timing is asserted."""
 
 from __future__ import annotations
 
 import copy
 import math
-import warnings
 
-import pytest
 import torch
 
 import algorithms
@@ -21,7 +19,7 @@ def batch(seed=0, n=32):
     g = torch.Generator().manual_seed(seed)
     return Batch(torch.randn(n, OBS, generator=g), torch.rand(n, ACT, generator=g) * 1.8 - 0.9,
                  torch.randn(n, generator=g), torch.randn(n, OBS, generator=g),
-                 (torch.rand(n, generator=g) < 0.2).float(), torch.empty(0))
+                 (torch.rand(n, generator=g) < 0.2).float())
 
 
 def params(*mods):
@@ -68,54 +66,21 @@ def test_flat_buffers_survive_updates_and_state_loading():
     assert all(torch.equal(x, y) for x, y in zip(before[n1:], after[n1:], strict=True))
 
 
-def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
-    torch.manual_seed(0)
-    algo = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16,)})
-    torch.manual_seed(0)
-    ref = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16,)})
+def test_bf16_autocast_is_applied_from_outside_and_returns_float32():
+    from benchmarks.common.precision import autocast
 
-    def broken(fn, **kw):
-        def compiled(*a, **k):
-            raise RuntimeError("no C++ compiler")
-        return compiled
-
-    monkeypatch.setattr(torch, "compile", broken)
-    algo.set_speed_options(compile=True)
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        m1 = [algo.update(batch(i))["bc_loss"] for i in range(3)]
-    assert sum("torch.compile of bc.loss failed" in str(x.message) for x in w) == 1
-    assert m1 == pytest.approx([ref.update(batch(i))["bc_loss"] for i in range(3)], rel=1e-6)
-
-
-def test_bf16_autocast_is_opt_in_and_returns_float32():
     torch.manual_seed(0)
     algo = algorithms.make("awac", OBS, ACT, overrides={"actor_hidden": (16,), "critic_hidden": (16,)})
-    assert not algo.bf16
-    algo.set_speed_options(bf16=True)
     b = batch()
-    with algo.autocast():
+    with autocast("cpu", True):
+        assert torch.is_autocast_enabled("cpu")
         q1, _ = algo.critic(b.obs, b.act)
         mean, _ = algo.actor(b.obs)
+        m = algo.update(b)
     assert q1.dtype == torch.float32 and mean.dtype == torch.float32
-    m = algo.update(b)
     assert all(math.isfinite(v) for v in m.values())
-
-
-@pytest.mark.slow
-def test_compiled_update_matches_eager():
-    """torch.compile really works on this build (needs a C++ compiler) and keeps the numbers."""
-    torch.manual_seed(0)
-    algo = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16, 16)})
-    torch.manual_seed(0)
-    ref = algorithms.make("bc", OBS, ACT, overrides={"actor_hidden": (16, 16)})
-    algo.set_speed_options(compile=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)  # a fallback would be a failure here
-        for i in range(3):
-            assert algo.update(batch(i))["bc_loss"] == pytest.approx(ref.update(batch(i))["bc_loss"], rel=1e-5)
-    assert not algo.loss.failed
-    close(params(algo.actor), params(ref.actor))
+    with autocast("cpu", False):
+        assert not torch.is_autocast_enabled("cpu")
 
 
 def test_flops_are_counted_through_the_one_node_mlp_by_hand():

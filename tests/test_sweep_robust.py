@@ -213,13 +213,13 @@ def test_cli_run_reports_a_divergence_with_exit_1(tmp_path, capsys, diverging_al
 
 
 def test_non_finite_parameters_are_caught_without_a_non_finite_loss():
-    from benchmarks.run.harness import _Diverged, check_finite
+    from benchmarks.run.loop import Diverged, check_finite
 
     algo = algorithms.make("bc", 3, 2, overrides={"actor_hidden": "4,4"})
     check_finite({"bc_loss": 1.0}, algo)
     with torch.no_grad():
         next(algo.actor.parameters()).view(-1)[0] = math.inf
-    with pytest.raises(_Diverged, match=r"^non-finite parameters in actor \(sum inf\) at grad step 0$"):
+    with pytest.raises(Diverged, match=r"^non-finite parameters in actor \(sum inf\) at grad step 0$"):
         check_finite({"bc_loss": 1.0}, algo)
 
 

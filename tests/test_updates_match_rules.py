@@ -70,10 +70,10 @@ def close(a, b):
 def batch(seed=0, ret=False, n=B, obs=OBS, act=ACT):
     g = torch.Generator().manual_seed(seed)
     done = (torch.rand(n, generator=g) < 0.2).float()
-    return Batch(torch.randn(n, obs, generator=g), torch.rand(n, act, generator=g) * 1.8 - 0.9,
-                 torch.randn(n, generator=g), torch.randn(n, obs, generator=g), done,
-                 torch.randn(n, generator=g) if ret else torch.empty(0),
-                 torch.randn(n, generator=g) if ret else torch.empty(0))
+    fields = (torch.randn(n, obs, generator=g), torch.rand(n, act, generator=g) * 1.8 - 0.9,
+              torch.randn(n, generator=g), torch.randn(n, obs, generator=g), done)
+    extras = {"ret": torch.randn(n, generator=g), "adv": torch.randn(n, generator=g)} if ret else {}
+    return Batch(*fields, extras)
 
 
 # -- AWAC ----------------------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ def test_awr_steps_match_the_straightforward_ones():
         b = batch(step, ret=True)
         m = algo._value_step(b)
         v_n = critic(algo.obs_norm(b.obs)).squeeze(-1)
-        loss = 0.5 * (b.ret / algo.value_scale - v_n).pow(2).mean()
+        loss = 0.5 * (b.extras["ret"] / algo.value_scale - v_n).pow(2).mean()
         v_opt.zero_grad()
         loss.backward()
         close(grads(algo.critic), grads(critic))
@@ -316,7 +316,7 @@ def test_awr_steps_match_the_straightforward_ones():
 
         m = algo._policy_step(b)
         obs_n = algo.obs_norm(b.obs)
-        raw_w = torch.exp((b.adv - stats[0]) / (stats[1] + c.adv_eps) / c.beta)
+        raw_w = torch.exp((b.extras["adv"] - stats[0]) / (stats[1] + c.adv_eps) / c.beta)
         w = raw_w.clamp(max=c.weight_clip)
         mean, log_std = actor(obs_n)
         bound = 0.5 * (mean.abs() - 1.0).clamp(min=0).pow(2).sum(-1).mean()

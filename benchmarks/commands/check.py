@@ -55,6 +55,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -283,14 +284,29 @@ def _pm(m: float, sd: float) -> str:
     return f"{m:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None and np.isfinite(sd) else "")
 
 
-def failures(scores: pd.DataFrame, speed: pd.DataFrame, det: tuple[bool, str]) -> int:
-    """Failed tests: scores, Q and diagnostics, speed, determinism."""
-    return int((scores["verdict"] == "fail").sum() + (speed["verdict"] == "fail").sum() + (not det[0]))
+@dataclass
+class Verdict:
+    """A check's outcome: the score/Q/diagnostics table, the speed table (each with a ``verdict`` column) and
+    determinism (identical?, what was compared). The exit code comes from here, never from the markdown."""
+
+    scores: pd.DataFrame
+    speed: pd.DataFrame
+    determinism: tuple[bool, str]
+
+    @property
+    def failures(self) -> int:
+        """Failed tests: scores, Q and diagnostics, speed, determinism."""
+        return int((self.scores["verdict"] == "fail").sum() + (self.speed["verdict"] == "fail").sum()
+                   + (not self.determinism[0]))
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
 
 
-def summary_markdown(ref: dict, scores: pd.DataFrame, speed: pd.DataFrame, det: tuple[bool, str],
-                     offset: int, seconds: float) -> str:
-    failed = failures(scores, speed, det)
+def summary_markdown(ref: dict, verdict: Verdict, offset: int, seconds: float) -> str:
+    scores, speed, det = verdict.scores, verdict.speed, verdict.determinism
+    failed = verdict.failures
     lines = [f"# awac-bench check: {'FAIL' if failed else 'pass'}", "",
              f"Commit {git_commit() or '?'} on {machine()['cpu']} ({os.cpu_count()} cores), {seconds:.0f} s. "
              f"Reference: {ref.get('date')}, commit {str(ref.get('commit'))[:10]}, seeds {ref.get('seeds')}, "
@@ -333,8 +349,9 @@ def summary_markdown(ref: dict, scores: pd.DataFrame, speed: pd.DataFrame, det: 
 # -- entry point ----------------------------------------------------------------------------------------
 def run_check(out_dir: str = "results/check", workers: int | None = None, seed_offset: int = DEFAULT_OFFSET,
               update_reference: bool = False, why: str | None = None, reference_path: Path = REFERENCE_PATH,
-              progress: bool = True, algos: list[str] | None = None) -> int:
-    """0 if every part passes, 1 if any fails. The runs go to a scratch directory that is removed afterwards;
+              progress: bool = True, algos: list[str] | None = None) -> Verdict:
+    """The check's ``Verdict`` (``exit_code`` 0 if every part passes, 1 if any fails). The runs go to a scratch
+    directory that is removed afterwards;
     ``OUT`` gets ``check.md`` and the per-run scores (``check_scores.csv``). ``algos``: check only these
     (the reference must then already exist; it is never rewritten from a subset)."""
     import algorithms
@@ -366,7 +383,8 @@ def run_check(out_dir: str = "results/check", workers: int | None = None, seed_o
         det = determinism(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    text = summary_markdown(ref, verdict_scores, verdict_speed, det, seed_offset, time.perf_counter() - t0)
+    verdict = Verdict(verdict_scores, verdict_speed, det)
+    text = summary_markdown(ref, verdict, seed_offset, time.perf_counter() - t0)
     Path(out_dir, "check.md").write_text(text)
     print(text)
-    return 1 if failures(verdict_scores, verdict_speed, det) else 0
+    return verdict

@@ -61,15 +61,26 @@ def dataclass_values(cls, args: argparse.Namespace, only: tuple[str, ...] | None
 
 
 # the RunSpec fields that are options of `sweep` (the rest come from the preset) and of `speed`
-SWEEP_FIELDS = ("overrides", "device", "bf16", "compile", "cuda_graphs", "checkpoint_every_min")
-SPEED_FIELDS = ("algo", "overrides", "device", "threads", "bf16", "compile", "cuda_graphs")
+SWEEP_FIELDS = ("overrides", "device", "bf16", "checkpoint_every_min")
+SPEED_FIELDS = ("algo", "overrides", "device", "threads", "bf16")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmarks.run.harness import RunSpec
-
     p = argparse.ArgumentParser(prog="awac-bench", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
+    _add_run_commands(sub)
+    _add_data_commands(sub)
+    _add_other_commands(sub)
+    return p
+
+
+_ALLOW_CODE_CHANGE = ("resume checkpoints written by other code (the change is recorded in meta.json and the report; "
+                      "without it such a resume is refused)")
+
+
+def _add_run_commands(sub) -> None:
+    """``run``, ``sweep`` and ``status``."""
+    from benchmarks.run.harness import RunSpec
 
     r = sub.add_parser("run", help="one offline->online run")
     add_dataclass_options(r, RunSpec)  # every field of the run's spec
@@ -80,9 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "kept aside in OUT/old/ and started again)")
     r.add_argument("--force", action="store_true",
                    help="start again even if the run finished or failed (the old directory is kept in OUT/old/)")
-    r.add_argument("--allow-code-change", action="store_true",
-                   help="resume checkpoints written by other code (the change is recorded in meta.json and the report; "
-                        "without it such a resume is refused)")
+    r.add_argument("--allow-code-change", action="store_true", help=_ALLOW_CODE_CHANGE)
 
     s = sub.add_parser("sweep", help="the algorithm x task x seed grid of a preset, one process per core")
     s.add_argument("--preset", required=True, help="smoke | quick | standard | paper")
@@ -95,15 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="process: local worker processes; ray: a Ray cluster (pip install '.[ray]')")
     s.add_argument("--force", "--fresh", dest="force", action="store_true",
                    help="start every run again, finished and failed ones too (old directories kept in OUT/old/)")
-    s.add_argument("--allow-code-change", action="store_true",
-                   help="resume checkpoints written by other code (the change is recorded in meta.json and the report; "
-                        "without it such a resume is refused)")
+    s.add_argument("--allow-code-change", action="store_true", help=_ALLOW_CODE_CHANGE)
     s.add_argument("--no-progress", action="store_true")
     add_dataclass_options(s, RunSpec, SWEEP_FIELDS)  # for every run of the grid
 
     st = sub.add_parser("status", help="finished, running, failed and remaining runs of a sweep directory")
     st.add_argument("dir")
 
+
+
+def _add_data_commands(sub) -> None:
+    """``data generate | prepare | expert | quality | info | export``."""
     d = sub.add_parser("data", help="generate or inspect datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     g = dsub.add_parser("generate", help="regenerate an embedded dataset (fixed seed, checksum recorded)")
@@ -151,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", metavar="ROOT", help="Minari datasets root (default: $MINARI_DATASETS_PATH or "
                                                  "~/.minari/datasets)")
 
+
+
+def _add_other_commands(sub) -> None:
+    """``plots``, ``speed``, ``list`` and ``check``."""
+    from benchmarks.run.harness import RunSpec
+
     pl = sub.add_parser("plots", help="figures and report.md from stored results (trains nothing)")
     pl.add_argument("dir")
 
@@ -175,14 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--why", help="with --update-reference: the reason, recorded in the reference file")
     c.add_argument("--algos", help="comma-separated subset of algorithms to check (default: all)")
     c.add_argument("--no-progress", action="store_true")
-    return p
 
 
 def cmd_check(a) -> int:
     from benchmarks.commands.check import run_check
 
     return run_check(a.out, a.workers, a.seed_offset, a.update_reference, a.why, progress=not a.no_progress,
-                     algos=_csv_list(a.algos))
+                     algos=_csv_list(a.algos)).exit_code
 
 
 def cmd_run(a) -> int:

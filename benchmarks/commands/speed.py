@@ -70,11 +70,11 @@ def interleave(fns: dict[str, tuple[Callable[[], Any], int]], seconds: float, sy
 
 
 # -- the measured step -------------------------------------------------------------------------------------
-def synthetic_buffer(obs_dim: int, act_dim: int, rows: int, device="cpu", with_returns: bool = False,
+def synthetic_buffer(obs_dim: int, act_dim: int, rows: int, device="cpu", extras: tuple[str, ...] = (),
                      capacity: int | None = None, seed: int = 0):
     from benchmarks.data.buffer import ReplayBuffer
 
-    buf = ReplayBuffer(obs_dim, act_dim, capacity or rows, device, seed=seed, with_returns=with_returns)
+    buf = ReplayBuffer(obs_dim, act_dim, capacity or rows, device, seed=seed, extras=extras)
     buf.add_many(*synthetic_data(obs_dim, act_dim, rows, seed))
     return buf
 
@@ -94,8 +94,10 @@ def make_algo(name: str, obs_dim: int, act_dim: int, batch: int | None, device="
     return algo
 
 
-def training_step(algo, buffer, batch: int) -> tuple[Callable[[], None], int]:
+def training_step(algo, buffer, batch: int, bf16: bool = False) -> tuple[Callable[[], None], int]:
     """(one training step as the harness runs it, the block length: prepare_updates starts every block)."""
+    from benchmarks.common.precision import autocast
+
     block = max(1, algo.online_rhythm()[1])
     count = [0]
 
@@ -103,7 +105,8 @@ def training_step(algo, buffer, batch: int) -> tuple[Callable[[], None], int]:
         if count[0] % block == 0:
             algo.prepare_updates(buffer)
         count[0] += 1
-        algo.update(buffer.sample(batch))
+        with autocast(buffer.device, bf16):
+            algo.update(buffer.sample(batch))
 
     return step, block
 
@@ -138,9 +141,8 @@ def flops_per_update(name: str, obs_dim: int, act_dim: int, batch: int, device, 
 
 
 def measure(algo: str, batch: int | None = None, threads: int = 1, device: str = "cpu", obs_dim: int = 17,
-            act_dim: int = 6, seconds: float = 5.0, compile: bool = False, bf16: bool = False,
-            overrides: dict | None = None, buffer_rows: int = 100_000, env: bool = True,
-            cuda_graphs: bool = False) -> dict[str, Any]:
+            act_dim: int = 6, seconds: float = 5.0, bf16: bool = False,
+            overrides: dict | None = None, buffer_rows: int = 100_000, env: bool = True) -> dict[str, Any]:
     """Training steps per second of ``algo`` and its matmul ceiling, measured side by side (module docstring)."""
     import torch
 
@@ -155,11 +157,10 @@ def measure(algo: str, batch: int | None = None, threads: int = 1, device: str =
 
     timed_algo = make_algo(algo, obs_dim, act_dim, batch, dev, overrides)
     B = batch or timed_algo.batch_size("online")
-    buffer = synthetic_buffer(obs_dim, act_dim, buffer_rows, dev, timed_algo.needs_returns,
+    buffer = synthetic_buffer(obs_dim, act_dim, buffer_rows, dev, timed_algo.batch_extras,
                               timed_algo.buffer_capacity(buffer_rows, 0))
-    timed_algo.set_speed_options(bf16=bf16, compile=compile, cuda_graphs=cuda_graphs)
-    step, block = training_step(timed_algo, buffer, B)
-    for _ in range(max(block, 6 if (compile or cuda_graphs) else 3)):  # warm-up (and compilation)
+    step, block = training_step(timed_algo, buffer, B, bf16)
+    for _ in range(max(block, 3)):  # warm-up
         step()
     flops = flops_per_update(algo, obs_dim, act_dim, B, dev, overrides, buffer)
 
@@ -173,8 +174,7 @@ def measure(algo: str, batch: int | None = None, threads: int = 1, device: str =
     rate = statistics.median(mm_flops / t for t in chunks["mm"])
     updates_per_s = 1.0 / statistics.median(chunks["step"])
     res: dict[str, Any] = {
-        "algo": algo, "batch": B, "threads": threads, "device": str(dev), "compile": compile, "bf16": bf16,
-        "cuda_graphs": cuda_graphs,
+        "algo": algo, "batch": B, "threads": threads, "device": str(dev), "bf16": bf16,
         "updates_per_s": round(updates_per_s, 2),
         "updates_per_s_chunks": [round(1.0 / s, 2) for s in chunks["step"]],
         "gflop_per_update": round(flops / 1e9, 6),
@@ -188,7 +188,7 @@ def measure(algo: str, batch: int | None = None, threads: int = 1, device: str =
         "torch": torch.__version__,
     }
     if env:
-        res.update(online_rates(algo, B, dev, seconds, overrides, bf16=bf16, compile=compile))
+        res.update(online_rates(algo, B, dev, seconds, overrides, bf16=bf16))
     res["loadavg_1min"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
     res["cpus"] = os.cpu_count()
     return res
@@ -196,7 +196,7 @@ def measure(algo: str, batch: int | None = None, threads: int = 1, device: str =
 
 # -- the online phase ---------------------------------------------------------------------------------------
 def online_rates(name: str, batch: int, device, seconds: float, overrides: dict | None = None,
-                 bf16: bool = False, compile: bool = False) -> dict[str, Any]:
+                 bf16: bool = False) -> dict[str, Any]:
     """Environment steps/s on HalfCheetah-v5: raw env.step, the harness's collect loop, and the loop with
     the algorithm's online updates (its rhythm, utd 1; batch sampling included)."""
     try:
@@ -205,6 +205,7 @@ def online_rates(name: str, batch: int, device, seconds: float, overrides: dict 
         env = gym.make(ENV_ID)
     except Exception as e:  # no MuJoCo: report why instead of failing the whole measurement
         return {"env_steps_per_s": None, "env_error": f"{type(e).__name__}: {e}"}
+    from benchmarks.common.precision import autocast
     from benchmarks.rollouts import Episode, collect
 
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
@@ -218,8 +219,7 @@ def online_rates(name: str, batch: int, device, seconds: float, overrides: dict 
             env.reset()
 
     algo = make_algo(name, obs_dim, act_dim, batch, device, overrides)
-    algo.set_speed_options(bf16=bf16, compile=compile)
-    buffer = synthetic_buffer(obs_dim, act_dim, 10_000, device, algo.needs_returns,
+    buffer = synthetic_buffer(obs_dim, act_dim, 10_000, device, algo.batch_extras,
                               algo.buffer_capacity(10_000, 200_000))
     ep = Episode(env.reset(seed=0)[0])
     n_collect, n_update = algo.online_rhythm()
@@ -228,8 +228,9 @@ def online_rates(name: str, batch: int, device, seconds: float, overrides: dict 
         collect(env, algo, buffer, ep, n_collect)
         if algo.learns_online:
             algo.prepare_updates(buffer)
-            for _ in range(n_update):
-                algo.update(buffer.sample(batch))
+            with autocast(buffer.device, bf16):
+                for _ in range(n_update):
+                    algo.update(buffer.sample(batch))
 
     iteration()
     chunks = interleave({"raw": (raw, calls_for(raw, 0.25, minimum=100)),

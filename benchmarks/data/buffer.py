@@ -1,6 +1,7 @@
 """The one replay buffer: preallocated tensors on the run's device, FIFO, vectorised sampling.
 
-The float fields of a transition (s, a, r, s', d and, for AWR, the return and the advantage) share one row of a single
+The float fields of a transition (s, a, r, s', d and the named extra columns an algorithm declares, e.g. AWR's
+return and advantage) share one row of a single
 [capacity, width] float32 table; ``obs``, ``act``, ... are column views of it. Sampling is then one
 ``index_select`` of whole rows into a preallocated [B, width] tensor (one random memory access per
 transition instead of one per field) and the batch fields are column views of that tensor.
@@ -27,34 +28,33 @@ from algorithms.base import Batch
 
 class ReplayBuffer:
     def __init__(self, obs_dim: int, act_dim: int, capacity: int, device: str | torch.device = "cpu",
-                 seed: int = 0, with_returns: bool = False):
+                 seed: int = 0, extras: tuple[str, ...] = ()):
         if capacity <= 0:
             raise ValueError("replay buffer capacity must be positive")
         self.device = torch.device(device)
         self.capacity = int(capacity)
         f32 = dict(dtype=torch.float32, device=self.device)
-        # column layout of a row: obs | act | rew | next_obs | done [| ret | adv]
-        widths = (obs_dim, act_dim, 1, obs_dim, 1) + ((1, 1) if with_returns else ())
+        # column layout of a row: obs | act | rew | next_obs | done | one column per extra (``extras``, in order)
+        self.extra_names = tuple(extras)
+        widths = (obs_dim, act_dim, 1, obs_dim, 1) + (1,) * len(self.extra_names)
         starts = [sum(widths[:i]) for i in range(len(widths))]
         # vector fields are column slices ([n, dim] views), scalar fields single columns ([n] views)
         self._cols = [slice(a, a + w) if i in (0, 1, 3) else a
                       for i, (a, w) in enumerate(zip(starts, widths, strict=True))]
         self._width = sum(widths)
         self._rows = torch.empty((capacity, self._width), **f32)
-        if with_returns:
+        if self.extra_names:
             self._rows[:, self._cols[5]:] = 0.0
         self.obs, self.act, self.rew, self.next_obs, self.done = self._views(self._rows)[:5]
         self.timeout = torch.empty((capacity,), dtype=torch.bool, device=self.device)
-        # with_returns: per-row return and advantage columns, written by the algorithm (AWR's refresh)
-        self.ret = self._rows[:, self._cols[5]] if with_returns else None
-        self.adv = self._rows[:, self._cols[6]] if with_returns else None
+        # the extra columns by name ([capacity] views), written by whoever computes them (AWR's refresh)
+        self.extras = {n: self._rows[:, self._cols[5 + i]] for i, n in enumerate(self.extra_names)}
         self.size = 0   # number of valid rows
         self.ptr = 0    # next row to write
         self.protected = 0  # rows [0, protected) are never overwritten (``protect``)
         self.added = 0      # rows ever appended (prior and online): checkpoints save the rows added since the last
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(int(seed))
-        self._empty = torch.empty((0,), **f32)
         # CPU: numpy views of the same memory make the one-row writes of ``add`` ~5x cheaper
         self._np = ([t.numpy() for t in (self.obs, self.act, self.rew, self.next_obs, self.done, self.timeout)]
                     if self.device.type == "cpu" else None)
@@ -136,7 +136,7 @@ class ReplayBuffer:
         return torch.cat([torch.arange(lo, device=self.device), lo + ring % (self.capacity - lo)])
 
     def _views(self, rows: torch.Tensor) -> list[torch.Tensor]:
-        """Column views (obs, act, rew, next_obs, done[, ret, adv]) of a [n, width] table."""
+        """Column views (obs, act, rew, next_obs, done, extras...) of a [n, width] table."""
         return [rows[:, c] for c in self._cols]
 
     def sample(self, batch_size: int) -> Batch:
@@ -147,14 +147,14 @@ class ReplayBuffer:
         idx = torch.randint(0, self.size, (batch_size,), generator=self._gen, device=self.device)
         widths = [c.stop - c.start if isinstance(c, slice) else 1 for c in self._cols]
         f = torch.index_select(self._rows, 0, idx).split_with_sizes(widths, 1)  # one op for every column view
-        scalars = [t.squeeze(1) for t in f[4:]]  # done[, ret, adv]
-        extra = scalars[1:] if self.ret is not None else (self._empty, self._empty)
-        return Batch(f[0], f[1], f[2].squeeze(1), f[3], scalars[0], *extra)
+        scalars = [t.squeeze(1) for t in f[4:]]  # done, extras...
+        extras = dict(zip(self.extra_names, scalars[1:], strict=True))
+        return Batch(f[0], f[1], f[2].squeeze(1), f[3], scalars[0], extras)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self, since: int) -> tuple[dict, dict]:
-        """(state, rows): the pointers, the sampling generator's state and, for AWR, the return and advantage
-        columns of every row (rewritten in place by its refreshes) in ``state``; in ``rows`` the rows appended
+        """(state, rows): the pointers, the sampling generator's state and the extra columns of every row (AWR
+        rewrites its returns and advantages in place) in ``state``; in ``rows`` the rows appended
         since ``added`` was ``since``, with their physical positions (the prior data is not included: it is
         rebuilt from the dataset, whose checksum the run's config records). Restoring a fresh buffer that
         holds the same prior rows, applying every ``rows`` chunk in order and then ``state`` reproduces this
@@ -169,7 +169,7 @@ class ReplayBuffer:
         rows = {"pos": pos.cpu(), "rows": self._rows[pos].cpu(), "timeout": self.timeout[pos].cpu()}
         state = {"ptr": self.ptr, "size": self.size, "protected": self.protected, "added": self.added,
                  "capacity": self.capacity, "width": self._width, "gen": self._gen.get_state(),
-                 "ret_adv": self._rows[:, self._cols[5]:].cpu().clone() if self.ret is not None else None}
+                 "extras": self._rows[:, self._cols[5]:].cpu().clone() if self.extra_names else None}
         return state, rows
 
     def apply_rows(self, rows: dict) -> None:
@@ -179,13 +179,14 @@ class ReplayBuffer:
         self.timeout[pos] = rows["timeout"].to(self.device)
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore pointers, generator and AWR's columns (after ``apply_rows`` of every chunk)."""
+        """Restore pointers, generator and the extra columns (after ``apply_rows`` of every chunk)."""
         if (state["capacity"], state["width"], state["protected"]) != (self.capacity, self._width, self.protected):
             raise ValueError("checkpointed buffer does not match this run's buffer (capacity, width or prior rows)")
         self.ptr, self.size, self.added = int(state["ptr"]), int(state["size"]), int(state["added"])
         self._gen.set_state(state["gen"])
-        if state["ret_adv"] is not None:
-            self._rows[:, self._cols[5]:] = state["ret_adv"].to(self.device)
+        extras = state.get("extras", state.get("ret_adv"))  # "ret_adv": checkpoints from before named extras
+        if extras is not None:
+            self._rows[:, self._cols[5]:] = extras.to(self.device)
 
     def nbytes(self) -> int:
         return self._rows.element_size() * self._rows.nelement() + self.timeout.element_size() * self.capacity

@@ -10,12 +10,14 @@ is dropped; a terminal row is kept (it is never bootstrapped from).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from algorithms.base import UserError, episode_ends
+from benchmarks.common import files
 
 # the suite's own data: shipped demonstrations and policies, generated prior data, experts, MANIFEST.json
 DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "datasets")
@@ -253,19 +255,20 @@ def from_arrays(raw: dict[str, np.ndarray], source: str, obs_dim: int | None = N
 
 def write_d4rl_hdf5(path: str, ds: Dataset, attrs: dict[str, str] | None = None,
                     extra: dict[str, np.ndarray] | None = None) -> None:
-    """Write a dataset in the D4RL layout (with ``next_observations``), gzip-compressed, atomically.
-    ``extra``: more per-row arrays (e.g. ``episode_ids``), ignored by D4RL-layout readers."""
+    """Write a dataset in the D4RL layout (with ``next_observations``), gzip-compressed, atomically (built in
+    memory, then ``files.atomic_write_bytes``). ``extra``: more per-row arrays (e.g. ``episode_ids``), ignored by
+    D4RL-layout readers."""
     import h5py
 
-    tmp = f"{path}.{os.getpid()}.tmp"  # per process: two writers never share a temporary file
-    with h5py.File(tmp, "w") as f:
+    image = io.BytesIO()
+    with h5py.File(image, "w") as f:
         for k, v in (("observations", ds.obs), ("actions", ds.act), ("rewards", ds.rew),
                      ("next_observations", ds.next_obs), ("terminals", ds.done.astype(bool)),
                      ("timeouts", ds.timeout.astype(bool)), *(extra or {}).items()):
             f.create_dataset(k, data=v, compression="gzip", compression_opts=4, shuffle=True)
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
-    os.replace(tmp, path)
+    files.atomic_write_bytes(path, image.getvalue())
 
 
 def rescale_actions(ds: Dataset, low: np.ndarray, high: np.ndarray, tol: float = ACTION_TOL) -> Dataset:

@@ -48,7 +48,9 @@ import algorithms
 from algorithms.base import UserError
 from benchmarks.common import checkpoint, files
 from benchmarks.common.provenance import code_identity, describe_change
+from benchmarks.data.buffer import ReplayBuffer
 from benchmarks.data.dataset import DATA_DIR
+from benchmarks.rollouts import Episode, RandomPolicy, collect, evaluate, seed_everything
 
 EXPERT_DIR = os.path.join(DATA_DIR, "experts")
 WORK_ROOT = os.path.join("runs", "experts")
@@ -191,175 +193,217 @@ def train_expert(spec: ExpertSpec, out: str | None = None, workdir: str | None =
 
 def _train(spec, out, workdir, task, env, eval_env, obs_dim, act_dim, progress, allow_code_change,
            warm_start) -> dict:
-    from benchmarks.data.buffer import ReplayBuffer
-    from benchmarks.rollouts import Episode, RandomPolicy, collect, evaluate, seed_everything
-
     torch.set_num_threads(1)
     seed_everything(spec.seed)
     sac = algorithms.make("sacfd", obs_dim, act_dim)
     buf = ReplayBuffer(obs_dim, act_dim, spec.buffer, seed=spec.seed)
-    config = _config(spec, sac)
-    ckpt_dir = os.path.join(workdir, checkpoint.CKPT_DIR)
-    cfg_path, curve_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "curve.csv")
-    done_path = os.path.join(workdir, "DONE")
-    if warm_start is not None and (os.path.isfile(done_path) or os.path.isfile(os.path.join(ckpt_dir,
-                                                                                      checkpoint.STATE_FILE))):
+    tr = _Training(spec, workdir, task, env, eval_env, sac, buf, _config(spec, sac))
+    if warm_start is not None and (os.path.isfile(tr.done_path) or os.path.isfile(tr.state_path)):
         raise UserError(f"{workdir} already holds a training of its own: rerun without --warm-start to continue "
                         "it, or warm-start into another --workdir")
-    if os.path.isfile(done_path):
-        with open(done_path) as f:
+    if os.path.isfile(tr.done_path):
+        with open(tr.done_path) as f:
             summary = json.load(f)
         print(f"expert {spec.env_id}: already finished in {workdir} ({summary['steps_done']} steps, return "
               f"{summary['eval_return_mean']:.1f}); delete the directory to train again", file=sys.stderr)
         return summary
+    state = tr.stored_state(allow_code_change)
+    os.makedirs(tr.ckpt_dir, exist_ok=True)
+    if state is None:
+        tr.start(warm_start, allow_code_change)
+    else:
+        tr.restore(state)
+    tr.loop(progress)
+    return tr.finish(out)
 
-    state, code_changes = None, []
-    if os.path.isfile(cfg_path):
-        with open(cfg_path) as f:
+
+class _Training:
+    """One expert training: its networks, buffer and env, the loop's position (step ``t``, the episode in progress,
+    the checkpoint chunks), its records (curve, returns, code changes, warm starts) and its steps."""
+
+    def __init__(self, spec, workdir, task, env, eval_env, sac, buf, config):
+        self.spec, self.workdir, self.task, self.env, self.eval_env = spec, workdir, task, env, eval_env
+        self.sac, self.buf, self.config = sac, buf, config
+        self.ckpt_dir = os.path.join(workdir, checkpoint.CKPT_DIR)
+        self.state_path = os.path.join(self.ckpt_dir, checkpoint.STATE_FILE)
+        self.cfg_path, self.curve_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "curve.csv")
+        self.done_path = os.path.join(workdir, "DONE")
+        self.t, self.chunks, self.elapsed0, self.returns = 0, [], 0.0, []
+        self.refill_until, self.warm_starts, self.code_changes = 0, [], []
+        self.ep = None
+        self.last_eval = None
+        self.reached = False
+
+    def stored_state(self, allow_code_change: bool) -> dict | None:
+        """The checkpoint to continue from (None: a new training); refuses other settings and, unless allowed,
+        other code."""
+        spec, workdir = self.spec, self.workdir
+        if not os.path.isfile(self.cfg_path):
+            return None
+        with open(self.cfg_path) as f:
             stored = json.load(f)
-        diff = [k for k in FIXED if stored.get(k) != config.get(k)]
+        diff = [k for k in FIXED if stored.get(k) != self.config.get(k)]
         if diff:
             raise UserError(f"{workdir} holds an expert training with other settings ({', '.join(diff)}): "
                             "resume it with its own settings or use another --workdir")
-        path = os.path.join(ckpt_dir, checkpoint.STATE_FILE)
-        if os.path.isfile(path):
-            try:
-                state = checkpoint.load(path)
-                state["_chunks"] = [checkpoint.load(checkpoint.chunk_path(ckpt_dir, k)) for k in state["chunks"]]
-            except Exception as e:
-                raise UserError(f"{path} cannot be read ({type(e).__name__}); move {workdir} aside to start "
-                                "again") from None
-            code_changes += _check_code(state, allow_code_change, f"expert training {spec.env_id} in {workdir}",
-                                        int(state["t"]))
+        if not os.path.isfile(self.state_path):
+            return None
+        try:
+            state = checkpoint.load(self.state_path)
+            state["_chunks"] = [checkpoint.load(checkpoint.chunk_path(self.ckpt_dir, k)) for k in state["chunks"]]
+        except Exception as e:
+            raise UserError(f"{self.state_path} cannot be read ({type(e).__name__}); move {workdir} aside to start "
+                            "again") from None
+        self.code_changes += _check_code(state, allow_code_change, f"expert training {spec.env_id} in {workdir}",
+                                         int(state["t"]))
+        return state
 
-    os.makedirs(ckpt_dir, exist_ok=True)
-    if state is None:
-        files.atomic_write_json(cfg_path, config)
-        with open(curve_path, "w") as f:
+    def start(self, warm_start: str | None, allow_code_change: bool) -> None:
+        """A new directory: config, an empty curve, the first episode; from another machine's portable state with
+        ``warm_start`` (its networks, a new buffer: module docstring)."""
+        spec = self.spec
+        files.atomic_write_json(self.cfg_path, self.config)
+        with open(self.curve_path, "w") as f:
             f.write("env_step,grad_step,eval_return_mean,eval_return_std,train_return_last10,wall_s\n")
-        env.action_space.seed(spec.seed)
-        ep = Episode(env.reset(seed=spec.seed)[0])
-        t, chunks, elapsed0, returns = 0, [], 0.0, []
-        refill_until, warm_starts = 0, []
-        if warm_start is not None:  # another machine's training: its networks, a new buffer (module doc)
-            ws = _load_portable(warm_start, config)
-            code_changes += _check_code(ws, allow_code_change, f"{warm_start}", int(ws["t"]))
-            sac.load_state_dict(ws["algo"])
-            t, elapsed0 = int(ws["t"]), float(ws["elapsed_s"])
-            returns = [float(x) for x in ws["returns"]]
-            code_changes = list(ws.get("code_changes", [])) + code_changes
-            with open(curve_path, "a") as f:
-                csv.writer(f).writerows([list(r.values()) for r in ws["curve"]])
-            seed_everything(spec.seed + t)  # new streams: the old ones went with the other machine
-            env.action_space.seed(spec.seed + t)
-            ep = Episode(env.reset(seed=spec.seed + t)[0])
-            refill_until = t + REFILL_STEPS
-            warm_starts = list(ws.get("warm_starts", [])) + [
-                {"at_step": t, "file": os.path.basename(warm_start), "refill_steps": REFILL_STEPS}]
-            print(f"expert {spec.env_id}: warm start from {warm_start} at step {t}: a new replay buffer, "
-                  f"{REFILL_STEPS} steps of the policy before the next update", file=sys.stderr, flush=True)
-    else:
-        refill_until, warm_starts = int(state.get("refill_until", 0)), list(state.get("warm_starts", []))
-        sac.load_state_dict(state["algo"])
+        self.env.action_space.seed(spec.seed)
+        self.ep = Episode(self.env.reset(seed=spec.seed)[0])
+        if warm_start is None:
+            return
+        ws = _load_portable(warm_start, self.config)
+        self.code_changes += _check_code(ws, allow_code_change, f"{warm_start}", int(ws["t"]))
+        self.sac.load_state_dict(ws["algo"])
+        t = self.t = int(ws["t"])
+        self.elapsed0 = float(ws["elapsed_s"])
+        self.returns = [float(x) for x in ws["returns"]]
+        self.code_changes = list(ws.get("code_changes", [])) + self.code_changes
+        with open(self.curve_path, "a") as f:
+            csv.writer(f).writerows([list(r.values()) for r in ws["curve"]])
+        seed_everything(spec.seed + t)  # new streams: the old ones went with the other machine
+        self.env.action_space.seed(spec.seed + t)
+        self.ep = Episode(self.env.reset(seed=spec.seed + t)[0])
+        self.refill_until = t + REFILL_STEPS
+        self.warm_starts = list(ws.get("warm_starts", [])) + [
+            {"at_step": t, "file": os.path.basename(warm_start), "refill_steps": REFILL_STEPS}]
+        print(f"expert {spec.env_id}: warm start from {warm_start} at step {t}: a new replay buffer, "
+              f"{REFILL_STEPS} steps of the policy before the next update", file=sys.stderr, flush=True)
+
+    def restore(self, state: dict) -> None:
+        """Everything as it was at the checkpoint: networks, buffer, env, episode, curve, RNGs (last)."""
+        self.refill_until, self.warm_starts = int(state.get("refill_until", 0)), list(state.get("warm_starts", []))
+        self.sac.load_state_dict(state["algo"])
         for rows in state["_chunks"]:
-            buf.apply_rows(rows)
-        buf.load_state_dict(state["buffer"])
-        checkpoint.set_env_state(env, state["env"])
+            self.buf.apply_rows(rows)
+        self.buf.load_state_dict(state["buffer"])
+        checkpoint.set_env_state(self.env, state["env"])
         e = state["episode"]
-        ep = Episode(checkpoint.decode(e["obs"]), float(e["ret"]), float(e["last_ret"]))
-        t, chunks, elapsed0 = int(state["t"]), list(state["chunks"]), float(state["elapsed_s"])
-        returns = [float(x) for x in state["returns"]]
-        code_changes = list(state.get("code_changes", [])) + code_changes
-        checkpoint.drop_chunks_after(ckpt_dir, max(chunks, default=0))
-        _truncate_curve(curve_path, int(state["curve_bytes"]))
+        self.ep = Episode(checkpoint.decode(e["obs"]), float(e["ret"]), float(e["last_ret"]))
+        self.t, self.chunks, self.elapsed0 = int(state["t"]), list(state["chunks"]), float(state["elapsed_s"])
+        self.returns = [float(x) for x in state["returns"]]
+        self.code_changes = list(state.get("code_changes", [])) + self.code_changes
+        checkpoint.drop_chunks_after(self.ckpt_dir, max(self.chunks, default=0))
+        _truncate_curve(self.curve_path, int(state["curve_bytes"]))
         checkpoint.set_rng_state(state["rng"])
-        print(f"expert {spec.env_id}: resumed from its checkpoint at {t} of {spec.steps} steps",
+        print(f"expert {self.spec.env_id}: resumed from its checkpoint at {self.t} of {self.spec.steps} steps",
               file=sys.stderr, flush=True)
 
-    explore = RandomPolicy(env.action_space)
-    t0 = time.perf_counter() - elapsed0
-    since, last_ckpt = buf.added, time.monotonic()
-    every_s = spec.checkpoint_every_min * 60.0 if spec.checkpoint_every_min > 0 else math.inf
-    target = spec.target
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=spec.steps, initial=t, desc=f"expert {spec.env_id}", unit="step", mininterval=5.0,
-                   dynamic_ncols=True)
-    last_eval = _last_curve_row(curve_path)
-
-    def save_checkpoint() -> None:
-        nonlocal since, last_ckpt
-        buf_state, rows = buf.state_dict(since)
+    def checkpoint(self) -> None:
+        """The checkpoint (new buffer rows as a chunk, then the state) and ``portable.pt``."""
+        buf_state, rows = self.buf.state_dict(self.since)
         if len(rows["pos"]):
-            k = max(chunks, default=0) + 1
-            checkpoint.atomic_save(rows, checkpoint.chunk_path(ckpt_dir, k))
-            chunks.append(k)
-        st = {"format": checkpoint.FORMAT, "t": t, "algo": sac.state_dict(), "buffer": buf_state,
-              "chunks": list(chunks), "rng": checkpoint.rng_state(), "env": checkpoint.env_state(env),
+            k = max(self.chunks, default=0) + 1
+            checkpoint.atomic_save(rows, checkpoint.chunk_path(self.ckpt_dir, k))
+            self.chunks.append(k)
+        ep = self.ep
+        st = {"format": checkpoint.FORMAT, "t": self.t, "algo": self.sac.state_dict(), "buffer": buf_state,
+              "chunks": list(self.chunks), "rng": checkpoint.rng_state(), "env": checkpoint.env_state(self.env),
               "episode": {"obs": checkpoint.encode(np.asarray(ep.obs)), "ret": ep.ret, "last_ret": ep.last_ret},
-              "returns": returns[-100:], "curve_bytes": os.path.getsize(curve_path), "code": code_identity(),
-              "code_changes": code_changes, "refill_until": refill_until, "warm_starts": warm_starts,
-              "elapsed_s": time.perf_counter() - t0}
-        checkpoint.atomic_save({"format": PORTABLE_FORMAT, "t": t, "algo": st["algo"], "returns": st["returns"],
-                                "elapsed_s": st["elapsed_s"], "curve": _read_curve(curve_path), "config": config,
-                                "code": st["code"], "code_changes": code_changes, "warm_starts": warm_starts},
-                               os.path.join(workdir, "portable.pt"))
-        checkpoint.atomic_save(st, os.path.join(ckpt_dir, checkpoint.STATE_FILE))
-        since, last_ckpt = buf.added, time.monotonic()
-        _progress(workdir, t, spec.steps, time.perf_counter() - t0, last_eval)
+              "returns": self.returns[-100:], "curve_bytes": os.path.getsize(self.curve_path),
+              "code": code_identity(), "code_changes": self.code_changes, "refill_until": self.refill_until,
+              "warm_starts": self.warm_starts, "elapsed_s": time.perf_counter() - self.t0}
+        checkpoint.atomic_save({"format": PORTABLE_FORMAT, "t": self.t, "algo": st["algo"], "returns": st["returns"],
+                                "elapsed_s": st["elapsed_s"], "curve": _read_curve(self.curve_path),
+                                "config": self.config, "code": st["code"], "code_changes": self.code_changes,
+                                "warm_starts": self.warm_starts}, os.path.join(self.workdir, "portable.pt"))
+        checkpoint.atomic_save(st, self.state_path)
+        self.since, self.last_ckpt = self.buf.added, time.monotonic()
+        _progress(self.workdir, self.t, self.spec.steps, time.perf_counter() - self.t0, self.last_eval)
 
-    reached = last_eval is not None and target is not None and last_eval["eval_return_mean"] >= target
-    while t < spec.steps and not reached:
-        policy = explore if t < spec.random_steps else sac
-        returns += collect(env, policy, buf, ep, 1)
-        if t >= spec.random_steps and t >= refill_until:
-            sac.update(buf.sample(sac.batch_size("online")))
-        t += 1
-        if bar is not None:
-            bar.update(1)
-        if t % spec.eval_every == 0 or t == spec.steps:
-            res = evaluate(sac, eval_env, task, spec.eval_episodes, seed=10_000)
-            last_eval = {"env_step": t, "grad_step": sac.grad_steps, "eval_return_mean": res["return_mean"],
-                         "eval_return_std": res["return_std"],
-                         "train_return_last10": float(np.mean(returns[-10:])) if returns else float("nan"),
-                         "wall_s": round(time.perf_counter() - t0, 1)}
-            with open(curve_path, "a") as f:
-                csv.writer(f).writerow(last_eval.values())
-                f.flush()
-                os.fsync(f.fileno())
-            _save_actor(os.path.join(workdir, "partial.pt"), sac,
-                        {**config, "command": spec.command(), "steps_done": t, "partial": True,
-                         "eval_return_mean": res["return_mean"]})
+    def evaluation(self) -> dict:
+        """Evaluate, append the curve row (fsynced) and write ``partial.pt``; returns the evaluation."""
+        spec, sac = self.spec, self.sac
+        res = evaluate(sac, self.eval_env, self.task, spec.eval_episodes, seed=10_000)
+        self.last_eval = {"env_step": self.t, "grad_step": sac.grad_steps, "eval_return_mean": res["return_mean"],
+                          "eval_return_std": res["return_std"],
+                          "train_return_last10": float(np.mean(self.returns[-10:])) if self.returns
+                          else float("nan"), "wall_s": round(time.perf_counter() - self.t0, 1)}
+        with open(self.curve_path, "a") as f:
+            csv.writer(f).writerow(self.last_eval.values())
+            f.flush()
+            os.fsync(f.fileno())
+        _save_actor(os.path.join(self.workdir, "partial.pt"), sac,
+                    {**self.config, "command": spec.command(), "steps_done": self.t, "partial": True,
+                     "eval_return_mean": res["return_mean"]})
+        return res
+
+    def loop(self, progress: bool) -> None:
+        """Environment steps (random first, then one SAC update per step) until the bar or the budget."""
+        spec, sac = self.spec, self.sac
+        explore = RandomPolicy(self.env.action_space)
+        self.t0 = time.perf_counter() - self.elapsed0
+        self.since, self.last_ckpt = self.buf.added, time.monotonic()
+        every_s = spec.checkpoint_every_min * 60.0 if spec.checkpoint_every_min > 0 else math.inf
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=spec.steps, initial=self.t, desc=f"expert {spec.env_id}", unit="step", mininterval=5.0,
+                       dynamic_ncols=True)
+        self.last_eval = _last_curve_row(self.curve_path)
+        target = spec.target
+        self.reached = self.last_eval is not None and target is not None and \
+            self.last_eval["eval_return_mean"] >= target
+        while self.t < spec.steps and not self.reached:
+            policy = explore if self.t < spec.random_steps else sac
+            self.returns += collect(self.env, policy, self.buf, self.ep, 1)
+            if self.t >= spec.random_steps and self.t >= self.refill_until:
+                sac.update(self.buf.sample(sac.batch_size("online")))
+            self.t += 1
             if bar is not None:
-                bar.set_postfix(eval=f"{res['return_mean']:.0f}", refresh=False)
-            reached = target is not None and res["return_mean"] >= target
-            if not reached and t < spec.steps:
-                save_checkpoint()
-        elif time.monotonic() - last_ckpt >= every_s:
-            save_checkpoint()
-    if bar is not None:
-        bar.close()
+                bar.update(1)
+            if self.t % spec.eval_every == 0 or self.t == spec.steps:
+                res = self.evaluation()
+                if bar is not None:
+                    bar.set_postfix(eval=f"{res['return_mean']:.0f}", refresh=False)
+                self.reached = target is not None and res["return_mean"] >= target
+                if not self.reached and self.t < spec.steps:
+                    self.checkpoint()
+            elif time.monotonic() - self.last_ckpt >= every_s:
+                self.checkpoint()
+        if bar is not None:
+            bar.close()
 
-    curve = _read_curve(curve_path)
-    summary = {**config, "command": spec.command(), "steps_done": t, "grad_steps": sac.grad_steps,
-               "eval_return_mean": last_eval["eval_return_mean"], "eval_return_std": last_eval["eval_return_std"],
-               "eval_episodes": spec.eval_episodes, "bar": target, "reached_bar": bool(reached),
-               "paper_expert_return": PAPER_EXPERT_RETURN.get(spec.env_id),
-               "wall_s": round(time.perf_counter() - t0, 1), "curve": curve, "code": code_identity(),
-               "code_changes": code_changes, "warm_starts": warm_starts}
-    if not reached and target is not None:
-        best = max(curve, key=lambda r: r["eval_return_mean"])
-        summary["plateau"] = (f"below its bar {target:g} after {t} steps: last {last_eval['eval_return_mean']:.0f}, "
-                              f"best {best['eval_return_mean']:.0f} at {best['env_step']}")
-    _save_actor(out, sac, summary)
-    write_sidecar(out)
-    files.atomic_write_json(done_path, {k: v for k, v in summary.items() if k != "curve"})
-    for p in os.listdir(ckpt_dir):  # a finished training needs no checkpoint: the expert file is the result
-        os.remove(os.path.join(ckpt_dir, p))
-    _progress(workdir, t, spec.steps, summary["wall_s"], last_eval, done=True)
-    return summary
+    def finish(self, out: str) -> dict:
+        """The expert file with its summary (and the plateau, if the bar was not reached), DONE, no checkpoint."""
+        spec, t, last_eval, target = self.spec, self.t, self.last_eval, self.spec.target
+        curve = _read_curve(self.curve_path)
+        summary = {**self.config, "command": spec.command(), "steps_done": t, "grad_steps": self.sac.grad_steps,
+                   "eval_return_mean": last_eval["eval_return_mean"], "eval_return_std": last_eval["eval_return_std"],
+                   "eval_episodes": spec.eval_episodes, "bar": target, "reached_bar": bool(self.reached),
+                   "paper_expert_return": PAPER_EXPERT_RETURN.get(spec.env_id),
+                   "wall_s": round(time.perf_counter() - self.t0, 1), "curve": curve, "code": code_identity(),
+                   "code_changes": self.code_changes, "warm_starts": self.warm_starts}
+        if not self.reached and target is not None:
+            best = max(curve, key=lambda r: r["eval_return_mean"])
+            summary["plateau"] = (f"below its bar {target:g} after {t} steps: last "
+                                  f"{last_eval['eval_return_mean']:.0f}, best {best['eval_return_mean']:.0f} at "
+                                  f"{best['env_step']}")
+        _save_actor(out, self.sac, summary)
+        write_sidecar(out)
+        files.atomic_write_json(self.done_path, {k: v for k, v in summary.items() if k != "curve"})
+        for p in os.listdir(self.ckpt_dir):  # a finished training needs no checkpoint: the expert file is the result
+            os.remove(os.path.join(self.ckpt_dir, p))
+        _progress(self.workdir, t, spec.steps, summary["wall_s"], last_eval, done=True)
+        return summary
 
 
 def _check_code(state: dict, allow: bool, what: str, at_step: int) -> list[dict]:

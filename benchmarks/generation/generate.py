@@ -88,7 +88,8 @@ def generate_sac_replay(task_name: str, path: str, steps: int, random_steps: int
 
 
 # manifest fields measured on a generation rather than made by it (``benchmarks/commands/quality.py``): kept when
-# the same data is generated again ("bc2": the same sha256), or whatever it is ("ladder": a record of the recipe's rungs)
+# the same data is generated again ("bc2": the same sha256), or whatever it is ("ladder": a record of the recipe's
+# rungs)
 MEASURED = {"bc2": True, "ladder": False}
 
 

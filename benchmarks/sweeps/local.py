@@ -85,10 +85,7 @@ def write_sweep_json(out_dir: str, specs: list[RunSpec], workers: int, backend: 
     info = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "host": socket.gethostname(),
             "workers": workers, "backend": backend,
             "runs": [{"run_id": s.run_id, **dataclasses.asdict(s)} for s in specs]}
-    tmp = os.path.join(out_dir, "sweep.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(info, f, indent=1, sort_keys=True)
-    os.replace(tmp, os.path.join(out_dir, "sweep.json"))
+    files.atomic_write_text(os.path.join(out_dir, "sweep.json"), json.dumps(info, indent=1, sort_keys=True))
 
 
 def algo_rates(specs: list[RunSpec], progress: dict[str, dict | None], finished: set[str]) -> dict[str, float]:
