@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from algorithms.base import Algorithm, Batch, Config, UserError
+from algorithms.base import Algorithm, Batch, Config, Rhythm, UserError
 
 REGISTRY: dict[str, type[Algorithm]] = {}
 
@@ -55,5 +55,5 @@ def _load_all() -> None:
         importlib.import_module(f"{__name__}.{mod.name}")
 
 
-__all__ = ["Algorithm", "Batch", "Config", "UserError", "REGISTRY", "get", "make", "names", "register",
+__all__ = ["Algorithm", "Batch", "Config", "Rhythm", "UserError", "REGISTRY", "get", "make", "names", "register",
            "resolve_config"]

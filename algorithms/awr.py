@@ -82,7 +82,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from algorithms import register
-from algorithms.base import Algorithm, Batch, Config, UserError, episode_ends, scalars
+from algorithms.base import Algorithm, Batch, Config, Rhythm, UserError, episode_ends, scalars
 from algorithms.networks import ReLUMLP, diag_gaussian_log_prob, f32, gaussian_action, make_sgd, mlp
 
 _CHUNK = 1 << 16  # rows per forward pass when evaluating V over the whole buffer
@@ -306,8 +306,10 @@ class AWR(Algorithm):
         self._adv_stats = torch.tensor([0.0, 1.0], device=self.device)
 
     # -- the protocol's rhythm ------------------------------------------------------------------------
-    def online_rhythm(self) -> tuple[int, int]:
-        return int(self.cfg.samples_per_iter), int(self.cfg.critic_steps + self.cfg.actor_steps)
+    def online_rhythm(self) -> Rhythm:
+        # awr_agent.py: one iteration collects samples_per_iter steps, then critic_steps value steps and
+        # actor_steps policy steps (``update`` sequences them within the block)
+        return Rhythm(int(self.cfg.samples_per_iter), int(self.cfg.critic_steps + self.cfg.actor_steps))
 
     def buffer_capacity(self, offline_size: int, online_steps: int) -> int:
         # every offline row (the harness protects them) plus a FIFO of at most buffer_size online rows

@@ -38,6 +38,15 @@ class Batch(NamedTuple):
     extras: dict[str, torch.Tensor] = {}
 
 
+class Rhythm(NamedTuple):
+    """An algorithm's online rhythm: ``collect`` environment steps with its sampled policy, then ``updates``
+    gradient steps (``prepare_updates`` before them), over and over. The harness scales ``updates`` by the run's
+    update-to-data ratio (``--utd``)."""
+
+    collect: int = 1
+    updates: int = 1
+
+
 def episode_ends(obs, next_obs, done, timeout):
     """Which rows of a table of transitions in time order end an episode: a true terminal (``done``), a time
     limit (``timeout``), a break in continuity (``next_obs[t] != obs[t + 1]``: the flags missed an end) and the
@@ -146,13 +155,10 @@ class Algorithm:
         """Minibatch size for ``phase`` in {"offline", "online"}."""
         return int(self.cfg.batch_size)
 
-    def online_rhythm(self) -> tuple[int, int]:
-        """(environment steps to collect, gradient updates to run) per online iteration.
-
-        The default is one update per environment step; the harness multiplies the update count by
-        its update-to-data ratio. AWR overrides this with its own collection rhythm.
-        """
-        return 1, 1
+    def online_rhythm(self) -> Rhythm:
+        """The online rhythm (``Rhythm``); the default is one update per environment step. AWR collects
+        ``samples_per_iter`` steps, then runs its block of value and policy steps."""
+        return Rhythm(1, 1)
 
     def buffer_capacity(self, offline_size: int, online_steps: int) -> int:
         """Replay capacity. Default: everything (offline data plus every online transition)."""

@@ -1,7 +1,7 @@
 """``awac-bench speed``: training steps per second of any registered algorithm (it knows none by name).
 
 A *training step* is what the harness does per gradient step: ``buffer.sample(B)`` and ``algo.update(batch)``,
-with ``algo.prepare_updates(buffer)`` before every block of ``algo.online_rhythm()[1]`` updates (AWR: 1500,
+with ``algo.prepare_updates(buffer)`` before every block of ``algo.online_rhythm().updates`` updates (AWR: 1500,
 the others: 1), past any warm-up (``Algorithm.past_warmup``). FLOPs per update: ``FlopCounterMode`` over one
 block on an eager float32 copy. Ceiling: the rate of a hot float32 B x 256 x 256 ``torch.mm`` over those FLOPs
 (strict: small and skinny products do not reach it). Steps and products run in alternating chunks of ~0.25 s so
@@ -98,7 +98,7 @@ def training_step(algo, buffer, batch: int, bf16: bool = False) -> tuple[Callabl
     """(one training step as the harness runs it, the block length: prepare_updates starts every block)."""
     from benchmarks.common.precision import autocast
 
-    block = max(1, algo.online_rhythm()[1])
+    block = max(1, algo.online_rhythm().updates)
     count = [0]
 
     def step() -> None:

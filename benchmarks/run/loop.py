@@ -23,7 +23,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from algorithms.base import UserError
+from algorithms.base import Rhythm, UserError
 from benchmarks.common import checkpoint, files
 from benchmarks.common.precision import autocast
 from benchmarks.common.provenance import code_identity
@@ -60,7 +60,7 @@ class Faults:
         pass
 
 
-def online_blocks(rhythm: tuple[int, int], utd: float) -> tuple[int, int]:
+def online_blocks(rhythm: Rhythm, utd: float) -> tuple[int, int]:
     """(environment steps collected, updates run) per block of the online loop: the algorithm's rhythm
     (collect, update) scaled to ``utd`` times its updates per step, in whole blocks of the rhythm: ``utd = 2``
     runs each block's updates twice, ``utd = 0.1`` collects 10 blocks' steps before one block of updates
@@ -283,7 +283,7 @@ class RunLoop:
         """Gradient steps on the prior data, evaluating every ``eval_every_offline`` steps and at the switch."""
         spec, algo, p = self.spec, self.algo, self.pos
         bs = algo.batch_size("offline")
-        block = max(1, algo.online_rhythm()[1])
+        block = max(1, algo.online_rhythm().updates)
         for g in range(p.offline_step, spec.offline_steps):
             if g % block == 0:
                 algo.prepare_updates(self.buffer)
