@@ -1,0 +1,74 @@
+"""Cal-QL: Calibrated Q-Learning (Nakamoto, Zhai, Singh, Mark, Ma, Finn, Kumar, Levine 2023, arXiv 2303.05479).
+
+CQL (``algorithms/cql.py``, whose docstring states the whole update) with one change, paper Eq. 5.1 and
+nakamotoo/Cal-QL ``JaxCQL/conservative_sac.py`` ``_train_step`` ("Cal-QL: bound Q-values with MC return-to-go",
+``enable_calql=True``): in the conservative term, the Q-values of the policy's actions are bounded from below by
+the Monte-Carlo return of the data's trajectory from the row on,
+
+    Q_j(s, a^c_i) <- max(Q_j(s, a^c_i), mc_return(s, a)),   Q_j(s, a^n_i) <- max(Q_j(s, a^n_i), mc_return(s, a))
+
+for the N actions a^c_i ~ pi(.|s) and a^n_i ~ pi(.|s') of every row, before their log-densities are subtracted;
+the uniform actions' Q-values and the Bellman error are untouched. The bound makes the conservative term stop
+pushing down a policy value that is already below the data's own return, so Q stays calibrated (paper Sec. 5).
+
+What the harness provides (``batch_extras``): ``batch.extras["mc_return"]``, [B] float32, for offline and online
+rows alike: the discounted return sum_k gamma^k r~_{t+k} of the row's episode from the row to its end, with
+gamma = ``discount`` and r~ = ``reward_transform(r)`` (the rewards the critic learns: reward_scale r +
+reward_bias, as ``replay_buffer.py`` computes it on scaled rewards), cut at a true terminal
+(``calc_return_to_go``: ``gamma * prev_return * (1 - terminal)``). One rule of that function matters for the
+sparse tasks: an episode whose every reward is the failure reward r~_neg gets r~_neg / (1 - gamma) on every row
+(the return of failing forever, not of failing until a time limit).
+
+Defaults: the binary Adroit launcher ``scripts/run_adroit.sh`` where it sets a value, ``FLAGS_DEF`` and
+``get_default_config`` otherwise (``CQLConfig``). Its 20 epochs x 1000 offline steps (20k) are the harness's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from algorithms import register
+from algorithms.base import Batch
+from algorithms.cql import CQL, CQLConfig
+
+
+@dataclass
+class CalQLConfig(CQLConfig):
+    # scripts/run_adroit.sh: --policy_arch=512-512 --qf_arch=512-512-512
+    actor_hidden: tuple[int, ...] = (512, 512)
+    critic_hidden: tuple[int, ...] = (512, 512, 512)
+    # run_adroit.sh: --cql_min_q_weight=1.0 (FLAGS_DEF 5.0)
+    cql_min_q_weight: float = 1.0
+    # run_adroit.sh: --reward_scale=10.0 --reward_bias=5.0 (binary rewards -1/0 become -5/5)
+    reward_scale: float = 10.0
+    reward_bias: float = 5.0
+    # run_adroit.sh and run_antmaze.sh: --mixing_ratio=0.5 (half of each online batch from the offline data)
+    mixing_ratio: float | None = 0.5
+
+
+@register
+class CalQL(CQL):
+    name = "calql"
+    Config = CalQLConfig
+    presets = {
+        # scripts/run_adroit.sh: the defaults
+        "hand": {},
+        # no locomotion launcher in Cal-QL: conservative_sac_main.py FLAGS_DEF (256-256 networks, CQL weight 5,
+        # rewards as they are), keeping the 0.5 mixing of both of its sparse-task launchers
+        "mujoco": {"actor_hidden": (256, 256), "critic_hidden": (256, 256), "cql_min_q_weight": 5.0,
+                   "reward_scale": 1.0, "reward_bias": 0.0},
+    }
+    batch_extras: ClassVar[tuple[str, ...]] = ("mc_return",)
+
+    def policy_q_lower_bound(self, batch: Batch) -> torch.Tensor:
+        if "mc_return" not in batch.extras:
+            raise RuntimeError("calql needs batch.extras['mc_return'] (declared in batch_extras); this batch has "
+                            f"{sorted(batch.extras) or 'no extras'}")
+        return batch.extras["mc_return"]
+
+    def calibrate(self, q: torch.Tensor, lower_bound: torch.Tensor) -> torch.Tensor:
+        """max(Q_j(s, a_i), mc_return(s, a)) for the N policy actions [B, N] of each row."""
+        return torch.maximum(q, lower_bound.unsqueeze(1))
