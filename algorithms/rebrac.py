@@ -193,7 +193,7 @@ class ReBRAC(Algorithm):
         if self.online_updates >= 0:
             self.online_updates += 1
         # actor metrics: those of the latest actor step (the update of the first call is one)
-        return scalars({**stats, **self._actor_stats, "actor_bc_coef": torch.tensor(actor_bc)})
+        return scalars({**stats, **self._actor_stats, "actor_bc_coef": torch.tensor(actor_bc, device=self.device)})
 
     def critic_loss(self, obs, act, rew, next_obs, done, next_act_data, critic_bc: float, eps):
         """(L_Q, metrics); ``eps`` is the standard normal draw of the target policy's noise."""
