@@ -2,9 +2,11 @@
 
 Faithful to the JAX implementation Cal-QL builds on, nakamotoo/Cal-QL ``JaxCQL/conservative_sac.py``
 (``ConservativeSAC.get_default_config``, ``_train_step``), ``JaxCQL/model.py`` (``TanhGaussianPolicy``,
-``FullyConnectedNetwork``) and its launcher ``JaxCQL/conservative_sac_main.py`` (``FLAGS_DEF``, ``main``); the
-same update as young-geng/CQL ``SimpleSAC/conservative_sac.py``. Cal-QL (``algorithms/calql.py``) is this update
-with the policy actions' Q-values bounded from below (``calibrate``).
+``FullyConnectedNetwork``) and its launcher ``JaxCQL/conservative_sac_main.py`` (``FLAGS_DEF``, ``main``). The
+PyTorch original, young-geng/CQL ``SimpleSAC/conservative_sac.py`` (``ConservativeSAC.train``), has the same
+conservative term with other defaults (policy_lr 3e-4, no max backup); JaxCQL's win because Cal-QL, the reason
+this file exists, was run with them. Cal-QL (``algorithms/calql.py``) is this update with the policy actions'
+Q-values bounded from below (``calibrate``).
 
 One gradient step on a batch {(s, a, r, s', d)} of size B, N = ``cql_n_actions``. Every loss is computed from the
 parameters before the step and each optimizer gets only its own loss's gradient (``_train_step``: one
