@@ -59,6 +59,19 @@ def episode_ends(obs, next_obs, done, timeout):
     return ends
 
 
+def returns_to_go(rew: np.ndarray, ends: np.ndarray, gamma: float) -> np.ndarray:
+    """Discounted Monte-Carlo return of every row from it to its episode's end (rows in time order; ``ends`` marks
+    an episode's last row, ``episode_ends``; nothing is bootstrapped past it). float64."""
+    out = np.zeros(len(rew), dtype=np.float64)
+    acc = 0.0
+    for i in range(len(rew) - 1, -1, -1):
+        if ends[i]:
+            acc = 0.0
+        acc = float(rew[i]) + gamma * acc
+        out[i] = acc
+    return out
+
+
 def scalars(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
     """An update's metrics, scalar tensors by name, as floats read in one transfer (one ``stack``, one ``tolist``)."""
     return dict(zip(metrics, torch.stack(list(metrics.values())).tolist(), strict=True))
@@ -122,8 +135,12 @@ class Algorithm:
 
     - ``learns_online``: if False the harness still collects and evaluates online but never calls
       ``update`` there (the paper's BC is a flat line online).
-    - ``batch_extras``: names of extra per-row buffer columns that every batch carries in ``Batch.extras``
-      (the algorithm writes them, e.g. AWR's returns and advantages in ``prepare_updates``).
+    - ``batch_extras``: names of extra per-row buffer columns that every batch carries in ``Batch.extras``.
+      The harness fills the columns it knows (``benchmarks/run/columns.py``: ``mc_return``, the Monte-Carlo
+      return-to-go of the row's episode, ``mc_returns``; ``next_act``, the data's next action); any other column
+      is the algorithm's to write (AWR's returns and advantages, in ``prepare_updates``).
+    - ``pretrains``: if False the offline phase takes no gradient steps (RLPD); the prior data still fills the
+      buffer and the switch is still evaluated.
     - ``presets``: named config overrides, e.g. AWAC's "hand" variant; a task may pick one by family.
 
     An algorithm knows nothing of speed options: the harness runs ``update`` as it is (``--bf16`` wraps the whole
@@ -134,6 +151,7 @@ class Algorithm:
     Config: ClassVar[type[Config]] = Config
     learns_online: ClassVar[bool] = True
     batch_extras: ClassVar[tuple[str, ...]] = ()
+    pretrains: ClassVar[bool] = True
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, obs_dim: int, act_dim: int, config: Config, device: str | torch.device = "cpu"):
@@ -160,6 +178,16 @@ class Algorithm:
         ``samples_per_iter`` steps, then runs its block of value and policy steps."""
         return Rhythm(1, 1)
 
+    def online_mix(self) -> float | None:
+        """The share of every online batch drawn from the prior data's rows (the rest from the online rows, e.g.
+        RLPD's symmetric sampling: 0.5); None (default): uniformly over the whole buffer."""
+        return None
+
+    def mc_returns(self, rew: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """The ``mc_return`` column of an episode's (or a dataset's) rows in time order: by default the discounted
+        return-to-go of the rewards with the algorithm's ``discount`` (``returns_to_go``)."""
+        return returns_to_go(rew, ends, self.discount)
+
     def buffer_capacity(self, offline_size: int, online_steps: int) -> int:
         """Replay capacity. Default: everything (offline data plus every online transition)."""
         return offline_size + online_steps
@@ -176,6 +204,9 @@ class Algorithm:
 
     def prepare_updates(self, buffer) -> None:  # noqa: B027 - optional hook
         """Called before every block of updates (e.g. AWR recomputes TD(lambda) returns)."""
+
+    def on_phase_switch(self, buffer) -> None:  # noqa: B027 - optional hook
+        """Called once between the offline and the online phase (CQL's online weight, ReBRAC's BC schedule)."""
 
     def on_resume(self, buffer) -> None:  # noqa: B027 - optional hook
         """Called when a run continues from a checkpoint, after ``load_state_dict`` and the buffer's restore

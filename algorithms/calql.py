@@ -28,10 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from algorithms import register
-from algorithms.base import Batch
+from algorithms.base import Batch, returns_to_go
 from algorithms.cql import CQL, CQLConfig
 
 
@@ -47,6 +48,9 @@ class CalQLConfig(CQLConfig):
     reward_bias: float = 5.0
     # run_adroit.sh and run_antmaze.sh: --mixing_ratio=0.5 (half of each online batch from the offline data)
     mixing_ratio: float | None = 0.5
+    # the failure reward of a sparse task before scaling (JaxCQL ``calc_return_to_go``: ENV_CONFIG "reward_neg";
+    # the binary Adroit reward is -1 on every step not at the goal); None: a dense task, no all-failure rule
+    sparse_reward_neg: float | None = -1.0
 
 
 @register
@@ -59,7 +63,7 @@ class CalQL(CQL):
         # no locomotion launcher in Cal-QL: conservative_sac_main.py FLAGS_DEF (256-256 networks, CQL weight 5,
         # rewards as they are), keeping the 0.5 mixing of both of its sparse-task launchers
         "mujoco": {"actor_hidden": (256, 256), "critic_hidden": (256, 256), "cql_min_q_weight": 5.0,
-                   "reward_scale": 1.0, "reward_bias": 0.0},
+                   "reward_scale": 1.0, "reward_bias": 0.0, "sparse_reward_neg": None},
     }
     batch_extras: ClassVar[tuple[str, ...]] = ("mc_return",)
 
@@ -68,6 +72,21 @@ class CalQL(CQL):
             raise RuntimeError("calql needs batch.extras['mc_return'] (declared in batch_extras); this batch has "
                             f"{sorted(batch.extras) or 'no extras'}")
         return batch.extras["mc_return"]
+
+    def mc_returns(self, rew: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """The ``mc_return`` column (JaxCQL ``calc_return_to_go``): the discounted return-to-go of the scaled rewards
+        r~ = reward_scale r + reward_bias, except that on a sparse task an episode whose every reward is the
+        failure reward gets r~_neg / (1 - gamma) on every row (the return of failing forever)."""
+        c = self.cfg
+        r = np.asarray(rew, np.float64) * c.reward_scale + c.reward_bias
+        out = returns_to_go(r, ends, self.discount)
+        if c.sparse_reward_neg is not None:
+            r_neg = c.sparse_reward_neg * c.reward_scale + c.reward_bias
+            bounds = np.flatnonzero(ends) + 1
+            for lo, hi in zip(np.r_[0, bounds[:-1]], bounds, strict=True):
+                if np.all(r[lo:hi] == r_neg):
+                    out[lo:hi] = r_neg / (1.0 - self.discount)
+        return out
 
     def calibrate(self, q: torch.Tensor, lower_bound: torch.Tensor) -> torch.Tensor:
         """max(Q_j(s, a_i), mc_return(s, a)) for the N policy actions [B, N] of each row."""

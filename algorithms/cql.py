@@ -66,8 +66,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from algorithms import register
-from algorithms.base import Algorithm, Batch, Config, scalars
-from algorithms.networks import TanhGaussianPolicy, TwinQ, f32, flatten_parameters, make_adam, soft_update
+from algorithms.base import Algorithm, Batch, Config, Rhythm, scalars
+from algorithms.networks import TanhGaussianPolicy, TwinQ, f32, make_adam, soft_update, target_network
 
 
 def cql_logsumexp(q_data: torch.Tensor, q_rand: torch.Tensor, q_cur: torch.Tensor, q_next: torch.Tensor,
@@ -193,10 +193,7 @@ class CQL(Algorithm):
             orthogonal_init_(net.linears)
         self.actor.to(self.device)
         self.critic.to(self.device)
-        self.critic_target = TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
-        flatten_parameters(self.critic_target)  # Polyak update: one lerp_ over one buffer
+        self.critic_target = target_network(self.critic, TwinQ(obs_dim, act_dim, c.critic_hidden).to(self.device))
         self.log_alpha = torch.zeros(1, device=self.device, requires_grad=True)  # Scalar(0.0)
         self.log_alpha_prime = torch.ones(1, device=self.device, requires_grad=True)  # Scalar(1.0)
         self.target_entropy = float(-act_dim if c.target_entropy is None else c.target_entropy)
@@ -211,9 +208,9 @@ class CQL(Algorithm):
         """Share of each online batch drawn from the offline (prior) rows; None: uniform over the whole buffer."""
         return self.cfg.mixing_ratio
 
-    def online_rhythm(self) -> tuple[int, int]:
+    def online_rhythm(self) -> Rhythm:
         """One update per environment step (main: online_utd_ratio=1, run per collected trajectory)."""
-        return 1, 1
+        return Rhythm(1, 1)
 
     def on_phase_switch(self, buffer) -> None:
         self.online = True

@@ -50,9 +50,9 @@ import torch
 from torch import nn
 
 from algorithms import register
-from algorithms.base import Algorithm, Batch, Config, scalars
+from algorithms.base import Algorithm, Batch, Config, Rhythm, scalars
 from algorithms.ensembles import EnsembleMLP, EnsembleQ, edac_init_
-from algorithms.networks import flatten_parameters, make_adam, soft_update
+from algorithms.networks import make_adam, soft_update, target_network
 
 
 def bc_penalty(pred: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
@@ -139,10 +139,8 @@ class ReBRAC(Algorithm):
         edac_init_(self.critic.net, last_bound=3e-3)  # Critic: uniform_init(3e-3)
         self.actor.to(self.device)
         self.critic.to(self.device)
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        for target in (self.actor_target, self.critic_target):
-            flatten_parameters(target)  # Polyak update: one lerp_ over one buffer
+        self.actor_target = target_network(self.actor, copy.deepcopy(self.actor))
+        self.critic_target = target_network(self.critic, copy.deepcopy(self.critic))
         self.actor_opt = make_adam(self.actor, c.actor_lr)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
         self.online_updates = -1  # -1 offline; from the switch on, the online updates so far
@@ -153,8 +151,8 @@ class ReBRAC(Algorithm):
         """Share of each online batch from the offline rows (CORL: offline and online buffers, mixing_ratio)."""
         return self.cfg.mixing_ratio
 
-    def online_rhythm(self) -> tuple[int, int]:
-        return 1, 1  # CORL finetune/rebrac.py: one environment step, one update
+    def online_rhythm(self) -> Rhythm:
+        return Rhythm(1, 1)  # CORL finetune/rebrac.py: one environment step, one update
 
     def on_phase_switch(self, buffer) -> None:
         self.online_updates = 0

@@ -46,9 +46,9 @@ import numpy as np
 import torch
 
 from algorithms import register
-from algorithms.base import Algorithm, Batch, Config, scalars
+from algorithms.base import Algorithm, Batch, Config, Rhythm, scalars
 from algorithms.ensembles import EnsembleQ, xavier_init_
-from algorithms.networks import TanhGaussianPolicy, flatten_parameters, make_adam, soft_update
+from algorithms.networks import TanhGaussianPolicy, make_adam, soft_update, target_network
 
 
 def expected_subset_min(qs: torch.Tensor, m: int) -> torch.Tensor:
@@ -123,11 +123,9 @@ class RLPD(Algorithm):
         xavier_init_(self.critic.net)
         self.actor.to(self.device)
         self.critic.to(self.device)
-        self.critic_target = EnsembleQ(obs_dim, act_dim, c.hidden_dims, c.num_qs,
-                                       "before_relu" if c.critic_layer_norm else None).to(self.device)
-        self.critic_target.load_state_dict(self.critic.state_dict())  # create: target params = critic params
-        self.critic_target.requires_grad_(False)
-        flatten_parameters(self.critic_target)  # Polyak update: one lerp_ over one buffer
+        # sac_learner.py create: target params = critic params
+        self.critic_target = target_network(self.critic, EnsembleQ(
+            obs_dim, act_dim, c.hidden_dims, c.num_qs, "before_relu" if c.critic_layer_norm else None).to(self.device))
         self.log_alpha = torch.full((1,), math.log(c.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = float(-act_dim / 2 if c.target_entropy is None else c.target_entropy)
         self.actor_opt = make_adam(self.actor, c.actor_lr)
@@ -141,9 +139,9 @@ class RLPD(Algorithm):
         """Share of each online batch from the prior rows: train_finetuning.py offline_ratio (symmetric sampling)."""
         return self.cfg.offline_ratio
 
-    def online_rhythm(self) -> tuple[int, int]:
+    def online_rhythm(self) -> Rhythm:
         """One environment step, then ``utd`` updates (train_finetuning.py: agent.update(batch, utd_ratio))."""
-        return 1, self.cfg.utd
+        return Rhythm(1, self.cfg.utd)
 
     # -- the update -------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:

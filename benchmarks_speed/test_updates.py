@@ -15,7 +15,7 @@ CASES = [(name, batch) for name in algorithms.names() for batch in (None, 256)]
 def test_training_step(benchmark, name, batch):
     algo = speed.make_algo(name, OBS, ACT, batch, "cpu")
     batch = batch or algo.batch_size("online")
-    buffer = speed.synthetic_buffer(OBS, ACT, 50_000, "cpu", algo.batch_extras, algo.buffer_capacity(50_000, 0))
+    buffer = speed.synthetic_buffer(OBS, ACT, 50_000, "cpu", algo, algo.buffer_capacity(50_000, 0))
     step, block = speed.training_step(algo, buffer, batch)
     for _ in range(max(3, block)):
         step()

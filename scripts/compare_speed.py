@@ -49,7 +49,7 @@ def _speed():
     """This checkout's ``benchmarks/commands/speed.py`` loaded by path (numpy only at import): a baseline worker imports
     the *other* checkout's ``algorithms`` and ``benchmarks`` packages, a d3rlpy worker neither."""
     if "awac_bench_speed" not in sys.modules:
-        path = os.path.join(ROOT, "benchmarks", "speed.py")
+        path = os.path.join(ROOT, "benchmarks", "commands", "speed.py")
         spec = importlib.util.spec_from_file_location("awac_bench_speed", path)
         mod = importlib.util.module_from_spec(spec)
         sys.modules["awac_bench_speed"] = mod
@@ -79,7 +79,11 @@ def build_ours(spec):
     import torch
 
     import algorithms
-    from benchmarks.data.buffer import ReplayBuffer
+
+    try:
+        from benchmarks.data.buffer import ReplayBuffer
+    except ImportError:  # a baseline checkout from before benchmarks/ had sub-packages
+        from benchmarks.buffer import ReplayBuffer
 
     assert os.path.samefile(os.path.dirname(os.path.dirname(algorithms.__file__)), root), algorithms.__file__
     torch.manual_seed(0)
@@ -90,10 +94,10 @@ def build_ours(spec):
         cfg = algo.cfg
         algo.grad_steps = max(int(getattr(cfg, "warmup_steps", 0)), int(getattr(cfg, "bc_init_steps", 0)))
     if hasattr(algo, "batch_extras"):
-        buf = ReplayBuffer(OBS, ACT, algo.buffer_capacity(ROWS, 0), extras=algo.batch_extras)
+        buf = _speed().synthetic_buffer(OBS, ACT, ROWS, "cpu", algo, algo.buffer_capacity(ROWS, 0))
     else:  # a checkout from before named buffer columns
         buf = ReplayBuffer(OBS, ACT, algo.buffer_capacity(ROWS, 0), with_returns=algo.needs_returns)
-    buf.add_many(*synthetic())
+        buf.add_many(*synthetic())
     step, block = _speed().training_step(algo, buf, spec["batch"])
     step()
     gflop = _flops(step, block)

@@ -8,19 +8,20 @@ import torch
 
 import algorithms
 from algorithms.base import UserError
-from benchmarks.data.buffer import ReplayBuffer
+from benchmarks.data.dataset import Dataset
+from benchmarks.run.columns import prior_buffer
 
 OBS, ACT = 7, 3
 
 
 def filled_buffer(algo, n=600, seed=0):
     rng = np.random.default_rng(seed)
-    buf = ReplayBuffer(OBS, ACT, n, seed=seed, extras=algo.batch_extras)
     done = np.zeros(n, np.float32)
     done[np.arange(49, n, 50)] = 1.0
-    buf.add_many(rng.standard_normal((n, OBS)), rng.uniform(-1, 1, (n, ACT)), rng.standard_normal(n),
-                 rng.standard_normal((n, OBS)), done, np.zeros(n, bool))
-    return buf
+    f32 = np.float32
+    ds = Dataset(rng.standard_normal((n, OBS)).astype(f32), rng.uniform(-1, 1, (n, ACT)).astype(f32),
+                 rng.standard_normal(n).astype(f32), rng.standard_normal((n, OBS)).astype(f32), done, np.zeros(n, bool))
+    return prior_buffer(algo, ds, n, seed=seed)  # with the columns the algorithm declares, as the harness fills them
 
 
 def params(algo):

@@ -42,7 +42,7 @@ def test_cql_logsumexp_by_hand():
 def random_batch(g: torch.Generator, extras: dict | None = None) -> Batch:
     return Batch(torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2.0 - 1.0,
                  torch.randn(B, generator=g), torch.randn(B, OBS, generator=g),
-                 (torch.rand(B, generator=g) < 0.2).float(), torch.empty(0), torch.empty(0), extras=extras or {})
+                 (torch.rand(B, generator=g) < 0.2).float(), extras or {})
 
 
 def params(algo) -> dict[str, torch.Tensor]:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 def test_every_algorithm_updates_on_cuda(name):
     torch.manual_seed(0)
     algo = algorithms.make(name, 7, 3, device="cuda")
-    buf = synthetic_buffer(7, 3, 600, "cuda", algo.batch_extras, algo.buffer_capacity(600, 0))
+    buf = synthetic_buffer(7, 3, 600, "cuda", algo, algo.buffer_capacity(600, 0))
     for _ in range(3):
         algo.prepare_updates(buf)
         metrics = algo.update(buf.sample(64))

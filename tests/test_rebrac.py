@@ -22,7 +22,7 @@ def random_batch(g: torch.Generator) -> Batch:
     next_act[:2] = float("nan")  # rows whose episode does not go on in the buffer
     return Batch(torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2.0 - 1.0,
                  torch.randn(B, generator=g), torch.randn(B, OBS, generator=g),
-                 (torch.rand(B, generator=g) < 0.2).float(), torch.empty(0), torch.empty(0),
+                 (torch.rand(B, generator=g) < 0.2).float(),
                  extras={"next_act": next_act})
 
 

@@ -163,16 +163,17 @@ def test_checkpoints_also_come_on_the_clock(tmp_path):
 @pytest.mark.parametrize("name", __import__("algorithms").names())
 def test_every_algorithm_saves_and_loads_its_state_with_weights_only(tmp_path, name):
     import algorithms
-    from benchmarks.data.buffer import ReplayBuffer
+    from benchmarks.data.dataset import Dataset
+    from benchmarks.run.columns import prior_buffer
 
     def trained(seed):
         torch.manual_seed(seed)
         algo = algorithms.make(name, 5, 3, overrides={"batch_size": 16})
-        buf = ReplayBuffer(5, 3, 64, seed=seed, extras=algo.batch_extras)
         g = torch.Generator().manual_seed(seed)
-        buf.add_many(torch.randn(64, 5, generator=g), torch.rand(64, 3, generator=g) * 2 - 1,
-                     torch.randn(64, generator=g), torch.randn(64, 5, generator=g), torch.zeros(64),
-                     torch.arange(64) % 16 == 15)
+        ds = Dataset(*(t.numpy() for t in (torch.randn(64, 5, generator=g), torch.rand(64, 3, generator=g) * 2 - 1,
+                                           torch.randn(64, generator=g), torch.randn(64, 5, generator=g),
+                                           torch.zeros(64), torch.arange(64) % 16 == 15)))
+        buf = prior_buffer(algo, ds, 64, seed=seed)
         algo.prepare_updates(buf)
         for _ in range(3):
             algo.update(buf.sample(16))

@@ -23,7 +23,7 @@ SMALL = {"hidden_dims": (16, 16), "num_qs": 4}
 def random_batch(g: torch.Generator) -> Batch:
     return Batch(torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2.0 - 1.0,
                  torch.randn(B, generator=g), torch.randn(B, OBS, generator=g),
-                 (torch.rand(B, generator=g) < 0.2).float(), torch.empty(0), torch.empty(0))
+                 (torch.rand(B, generator=g) < 0.2).float())
 
 
 @torch.no_grad()

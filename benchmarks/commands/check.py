@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from algorithms.base import UserError
+from benchmarks.common import files
 from benchmarks.common.provenance import git_commit
 
 REFERENCE_PATH = Path(__file__).parents[1] / "check_reference.json"
@@ -271,9 +272,26 @@ def write_reference(path: Path, scores: pd.DataFrame, speed: dict[str, float], w
            "rule": {"alpha": ALPHA, "min_effect": MIN_EFFECT, "q_effect": Q_EFFECT, "diag_alpha": DIAG_ALPHA,
                     "diag_effect": DIAG_EFFECT, "speed_tolerance": SPEED_TOLERANCE},
            "scores": scores.round(6).to_dict(orient="records"), "speed": {k: round(v, 4) for k, v in speed.items()}}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(ref, indent=1) + "\n")
-    os.replace(tmp, path)
+    files.atomic_write_text(str(path), json.dumps(ref, indent=1) + "\n")
+
+
+def add_to_reference(path: Path, scores: pd.DataFrame, speed: dict[str, float], why: str, seeds: list[int]) -> None:
+    """Add algorithms that the reference does not hold yet (their reference-seed scores and speed) and record the
+    addition; every entry already there stays as it was (a new algorithm changes no other's reference)."""
+    ref = read_reference(path)
+    old = {r["algo"] for r in ref["scores"]}
+    new = sorted(set(scores["algo"]))
+    if old & set(new) or set(speed) & set(ref["speed"]):
+        raise UserError(f"--add-algos: {', '.join(sorted(old & set(new)))} already in the reference "
+                        "(--update-reference rewrites it whole)")
+    if seeds != ref["seeds"]:
+        raise UserError(f"--add-algos: the reference was made with seeds {ref['seeds']}, not {seeds}")
+    ref["scores"] += scores.round(6).to_dict(orient="records")
+    ref["speed"].update({k: round(v, 4) for k, v in speed.items()})
+    ref.setdefault("additions", []).append({
+        "algos": new, "why": why, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(), "machine": machine()})
+    files.atomic_write_text(str(path), json.dumps(ref, indent=1) + "\n")
 
 
 # -- summary --------------------------------------------------------------------------------------------
@@ -349,20 +367,26 @@ def summary_markdown(ref: dict, verdict: Verdict, offset: int, seconds: float) -
 # -- entry point ----------------------------------------------------------------------------------------
 def run_check(out_dir: str = "results/check", workers: int | None = None, seed_offset: int = DEFAULT_OFFSET,
               update_reference: bool = False, why: str | None = None, reference_path: Path = REFERENCE_PATH,
-              progress: bool = True, algos: list[str] | None = None) -> Verdict:
+              progress: bool = True, algos: list[str] | None = None, add_algos: list[str] | None = None) -> Verdict:
     """The check's ``Verdict`` (``exit_code`` 0 if every part passes, 1 if any fails). The runs go to a scratch
     directory that is removed afterwards;
     ``OUT`` gets ``check.md`` and the per-run scores (``check_scores.csv``). ``algos``: check only these
-    (the reference must then already exist; it is never rewritten from a subset)."""
+    (the reference must then already exist; it is never rewritten from a subset). ``add_algos``: first add these
+    algorithms, not in the reference yet, to it (``add_to_reference``), then check them."""
     import algorithms
+
+    if add_algos:
+        if update_reference or algos:
+            raise UserError("--add-algos cannot be combined with --update-reference or --algos")
+        algos = add_algos
 
     workers = workers or os.cpu_count() or 1
     if update_reference and algos:
         raise UserError("--update-reference rewrites the whole reference: it cannot be combined with --algos")
     for a in algos or []:
         algorithms.get(a)  # an unknown name fails here
-    if update_reference and not (why and why.strip()):
-        raise UserError("--update-reference needs --why \"the reason the reference changes\"")
+    if (update_reference or add_algos) and not (why and why.strip()):
+        raise UserError("--update-reference and --add-algos need --why \"the reason the reference changes\"")
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.perf_counter()
     scratch = tempfile.mkdtemp(prefix="awac-check-")
@@ -372,6 +396,11 @@ def run_check(out_dir: str = "results/check", workers: int | None = None, seed_o
             speed = speed_fractions(algorithms.names(), repeats=REFERENCE_SPEED_REPEATS)
             write_reference(Path(reference_path), scores, speed, why.strip(), REFERENCE_SEEDS)
             print(f"check: wrote {reference_path} ({len(scores)} runs, seeds {REFERENCE_SEEDS})", file=sys.stderr)
+        elif add_algos:
+            scores = score_table(REFERENCE_SEEDS, os.path.join(scratch, "reference"), workers, progress, add_algos)
+            speed = speed_fractions(add_algos, repeats=REFERENCE_SPEED_REPEATS)
+            add_to_reference(Path(reference_path), scores, speed, why.strip(), REFERENCE_SEEDS)
+            print(f"check: added {', '.join(add_algos)} to {reference_path} ({len(scores)} runs)", file=sys.stderr)
         ref = read_reference(Path(reference_path))
         seeds = [seed_offset + s for s in CHECK_SEEDS]
         names = algos or algorithms.names()

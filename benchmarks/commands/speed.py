@@ -70,12 +70,18 @@ def interleave(fns: dict[str, tuple[Callable[[], Any], int]], seconds: float, sy
 
 
 # -- the measured step -------------------------------------------------------------------------------------
-def synthetic_buffer(obs_dim: int, act_dim: int, rows: int, device="cpu", extras: tuple[str, ...] = (),
+def synthetic_buffer(obs_dim: int, act_dim: int, rows: int, device="cpu", algo=None,
                      capacity: int | None = None, seed: int = 0):
+    """A buffer of ``synthetic_data`` for ``algo`` (with the columns it declares; none without an algorithm)."""
     from benchmarks.data.buffer import ReplayBuffer
+    from benchmarks.data.dataset import Dataset
+    from benchmarks.run.columns import prior_buffer
 
-    buf = ReplayBuffer(obs_dim, act_dim, capacity or rows, device, seed=seed, extras=extras)
-    buf.add_many(*synthetic_data(obs_dim, act_dim, rows, seed))
+    ds = Dataset(*synthetic_data(obs_dim, act_dim, rows, seed), "synthetic")
+    if algo is not None:
+        return prior_buffer(algo, ds, capacity or rows, device, seed)
+    buf = ReplayBuffer(obs_dim, act_dim, capacity or rows, device, seed=seed)
+    buf.add_many(ds.obs, ds.act, ds.rew, ds.next_obs, ds.done, ds.timeout)
     return buf
 
 
@@ -157,7 +163,7 @@ def measure(algo: str, batch: int | None = None, threads: int = 1, device: str =
 
     timed_algo = make_algo(algo, obs_dim, act_dim, batch, dev, overrides)
     B = batch or timed_algo.batch_size("online")
-    buffer = synthetic_buffer(obs_dim, act_dim, buffer_rows, dev, timed_algo.batch_extras,
+    buffer = synthetic_buffer(obs_dim, act_dim, buffer_rows, dev, timed_algo,
                               timed_algo.buffer_capacity(buffer_rows, 0))
     step, block = training_step(timed_algo, buffer, B, bf16)
     for _ in range(max(block, 3)):  # warm-up
@@ -219,7 +225,7 @@ def online_rates(name: str, batch: int, device, seconds: float, overrides: dict 
             env.reset()
 
     algo = make_algo(name, obs_dim, act_dim, batch, device, overrides)
-    buffer = synthetic_buffer(obs_dim, act_dim, 10_000, device, algo.batch_extras,
+    buffer = synthetic_buffer(obs_dim, act_dim, 10_000, device, algo,
                               algo.buffer_capacity(10_000, 200_000))
     ep = Episode(env.reset(seed=0)[0])
     n_collect, n_update = algo.online_rhythm()

@@ -28,26 +28,31 @@ from algorithms.base import Batch
 
 class ReplayBuffer:
     def __init__(self, obs_dim: int, act_dim: int, capacity: int, device: str | torch.device = "cpu",
-                 seed: int = 0, extras: tuple[str, ...] = ()):
+                 seed: int = 0, extras: tuple[str, ...] | dict[str, int | tuple[int]] = ()):
         if capacity <= 0:
             raise ValueError("replay buffer capacity must be positive")
         self.device = torch.device(device)
         self.capacity = int(capacity)
         f32 = dict(dtype=torch.float32, device=self.device)
-        # column layout of a row: obs | act | rew | next_obs | done | one column per extra (``extras``, in order)
+        # column layout of a row: obs | act | rew | next_obs | done | the extras in order (``extras``: names of
+        # scalar columns, or name -> 1 for a scalar column, (width,) for a vector one, e.g. {"next_act": (act_dim,)})
+        extras = dict(extras) if isinstance(extras, dict) else dict.fromkeys(extras, 1)
         self.extra_names = tuple(extras)
-        widths = (obs_dim, act_dim, 1, obs_dim, 1) + (1,) * len(self.extra_names)
+        widths = (obs_dim, act_dim, 1, obs_dim, 1) + tuple(w[0] if isinstance(w, tuple) else int(w)
+                                                            for w in extras.values())
         starts = [sum(widths[:i]) for i in range(len(widths))]
         # vector fields are column slices ([n, dim] views), scalar fields single columns ([n] views)
-        self._cols = [slice(a, a + w) if i in (0, 1, 3) else a
+        vector = {0, 1, 3} | {5 + i for i, w in enumerate(extras.values()) if isinstance(w, tuple)}
+        self._cols = [slice(a, a + w) if i in vector else a
                       for i, (a, w) in enumerate(zip(starts, widths, strict=True))]
         self._width = sum(widths)
+        self._extra_start = starts[5] if self.extra_names else self._width  # the extras: columns [start, width)
         self._rows = torch.empty((capacity, self._width), **f32)
         if self.extra_names:
-            self._rows[:, self._cols[5]:] = 0.0
+            self._rows[:, self._extra_start:] = 0.0
         self.obs, self.act, self.rew, self.next_obs, self.done = self._views(self._rows)[:5]
         self.timeout = torch.empty((capacity,), dtype=torch.bool, device=self.device)
-        # the extra columns by name ([capacity] views), written by whoever computes them (AWR's refresh)
+        # the extra columns by name ([capacity] or [capacity, width] views), written by whoever computes them
         self.extras = {n: self._rows[:, self._cols[5 + i]] for i, n in enumerate(self.extra_names)}
         self.size = 0   # number of valid rows
         self.ptr = 0    # next row to write
@@ -145,11 +150,34 @@ class ReplayBuffer:
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         idx = torch.randint(0, self.size, (batch_size,), generator=self._gen, device=self.device)
+        return self._gather(idx)
+
+    def sample_mixed(self, batch_size: int, prior_fraction: float) -> Batch:
+        """``round(prior_fraction * batch_size)`` rows drawn uniformly from the prior data (the protected rows) and
+        the rest from the online rows, in that order (RLPD's symmetric sampling, Cal-QL's mixing_ratio)."""
+        n_online = self.size - self.protected
+        if not self.protected or n_online <= 0:
+            raise RuntimeError("mixed sampling needs protected prior rows and at least one online row")
+        k = int(round(prior_fraction * batch_size))
+        idx = torch.cat([torch.randint(0, self.protected, (k,), generator=self._gen, device=self.device),
+                         self.protected + torch.randint(0, n_online, (batch_size - k,), generator=self._gen,
+                                                        device=self.device)])
+        return self._gather(idx)
+
+    def _gather(self, idx: torch.Tensor) -> Batch:
         widths = [c.stop - c.start if isinstance(c, slice) else 1 for c in self._cols]
         f = torch.index_select(self._rows, 0, idx).split_with_sizes(widths, 1)  # one op for every column view
-        scalars = [t.squeeze(1) for t in f[4:]]  # done, extras...
-        extras = dict(zip(self.extra_names, scalars[1:], strict=True))
-        return Batch(f[0], f[1], f[2].squeeze(1), f[3], scalars[0], extras)
+        cols = [t if isinstance(c, slice) else t.squeeze(1) for t, c in zip(f, self._cols, strict=True)]
+        return Batch(cols[0], cols[1], cols[2], cols[3], cols[4], dict(zip(self.extra_names, cols[5:], strict=True)))
+
+    def positions(self, first: int, n: int) -> torch.Tensor:
+        """Where the rows appended as the ``first``-th .. ``first + n - 1``-th (counting from 0, as ``added``) are
+        now: online rows cycle through the unprotected region. Rows overwritten since are the caller's concern."""
+        k = torch.arange(first, first + n, device=self.device)
+        lo = self.protected
+        if lo == 0:
+            return k % self.capacity
+        return torch.where(k < lo, k, lo + (k - lo) % (self.capacity - lo))
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self, since: int) -> tuple[dict, dict]:
@@ -169,7 +197,7 @@ class ReplayBuffer:
         rows = {"pos": pos.cpu(), "rows": self._rows[pos].cpu(), "timeout": self.timeout[pos].cpu()}
         state = {"ptr": self.ptr, "size": self.size, "protected": self.protected, "added": self.added,
                  "capacity": self.capacity, "width": self._width, "gen": self._gen.get_state(),
-                 "extras": self._rows[:, self._cols[5]:].cpu().clone() if self.extra_names else None}
+                 "extras": self._rows[:, self._extra_start:].cpu().clone() if self.extra_names else None}
         return state, rows
 
     def apply_rows(self, rows: dict) -> None:
@@ -186,7 +214,7 @@ class ReplayBuffer:
         self._gen.set_state(state["gen"])
         extras = state.get("extras", state.get("ret_adv"))  # "ret_adv": checkpoints from before named extras
         if extras is not None:
-            self._rows[:, self._cols[5]:] = extras.to(self.device)
+            self._rows[:, self._extra_start:] = extras.to(self.device)
 
     def nbytes(self) -> int:
         return self._rows.element_size() * self._rows.nelement() + self.timeout.element_size() * self.capacity

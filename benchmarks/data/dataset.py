@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from algorithms.base import UserError, episode_ends
+from algorithms.base import UserError, episode_ends, returns_to_go
 from benchmarks.common import files
 
 # the suite's own data: shipped demonstrations and policies, generated prior data, experts, MANIFEST.json
@@ -65,15 +65,7 @@ class Dataset:
 
     def mc_returns(self, gamma: float) -> np.ndarray:
         """Discounted return-to-go of every row within its episode (no bootstrap past its end)."""
-        out = np.zeros(len(self), dtype=np.float64)
-        ends = self.episode_ends()
-        acc = 0.0
-        for i in range(len(self) - 1, -1, -1):
-            if ends[i]:
-                acc = 0.0
-            acc = float(self.rew[i]) + gamma * acc
-            out[i] = acc
-        return out
+        return returns_to_go(self.rew, self.episode_ends(), gamma)
 
     def checksum(self) -> str:
         h = hashlib.sha256()

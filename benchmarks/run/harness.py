@@ -35,9 +35,9 @@ import algorithms
 from algorithms.base import UserError
 from benchmarks.common import checkpoint, files
 from benchmarks.common.provenance import code_identity, describe_change
-from benchmarks.data.buffer import ReplayBuffer
 from benchmarks.data.dataset import portable_path
 from benchmarks.rollouts import seed_everything
+from benchmarks.run import columns
 from benchmarks.run.loop import (
     PROGRESS_EVERY_S,  # noqa: F401 - the sweeps read it from here
     Diagnostics,
@@ -135,12 +135,13 @@ def prepare(spec: RunSpec):
 
 
 def planned_updates(spec: RunSpec, algo) -> int:
-    """Gradient steps a run will take: the offline steps plus, if the algorithm learns online, one block of
-    updates per collection (``online_blocks``; the last collection partial)."""
+    """Gradient steps a run will take: the offline steps (none for an algorithm that does not pretrain) plus, if
+    the algorithm learns online, one block of updates per collection (``online_blocks``; the last partial)."""
+    offline = spec.offline_steps if algo.pretrains else 0
     if not algo.learns_online or spec.online_steps == 0:
-        return spec.offline_steps
+        return offline
     n_collect, n_update = online_blocks(algo.online_rhythm(), spec.utd)
-    return spec.offline_steps + -(-spec.online_steps // max(1, n_collect)) * n_update
+    return offline + -(-spec.online_steps // max(1, n_collect)) * n_update
 
 
 # config.json keys that do not change a run's numbers: a stored run whose config differs only in these resumes
@@ -289,9 +290,8 @@ def _build(spec: RunSpec, prepared: tuple):
     # e.g. a budget that ends inside BEAR's warm-up; printed (sweep workers silence ``warnings``) and recorded
     budget_warnings = [str(w) for w in algo.budget_warnings(planned_updates(spec, algo))]
 
-    buffer = ReplayBuffer(obs_dim, act_dim, algo.buffer_capacity(len(ds), spec.online_steps), device,
-                          seed=spec.seed, extras=algo.batch_extras)
-    buffer.add_many(ds.obs, ds.act, ds.rew, ds.next_obs, ds.done, ds.timeout)
+    # the prior data, with the declared columns the harness computes (mc_return, next_act)
+    buffer = columns.prior_buffer(algo, ds, algo.buffer_capacity(len(ds), spec.online_steps), device, spec.seed)
     if buffer.size < buffer.capacity:  # prior data stays for the whole run (AWAC paper Sec. 5); the FIFO
         buffer.protect()               # of a capacity-limited algorithm (AWR) cycles over online rows only
 

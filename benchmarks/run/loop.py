@@ -28,6 +28,7 @@ from benchmarks.common import checkpoint, files
 from benchmarks.common.precision import autocast
 from benchmarks.common.provenance import code_identity
 from benchmarks.rollouts import Episode, collect, evaluate
+from benchmarks.run.columns import fill_online
 from benchmarks.run.results import RunWriter
 
 PROGRESS_EVERY_S = 2.0  # seconds between progress.json updates (read by the sweep's bar and `awac-bench status`)
@@ -272,16 +273,23 @@ class RunLoop:
 
     def _update(self, batch_size: int, phase: str, step: int | None = None) -> None:
         """One gradient step; a row of its metrics every ``log_every`` steps (offline: the phase's step count,
-        online: the algorithm's gradient steps)."""
+        online: the algorithm's gradient steps). Online batches mix prior and online rows at the algorithm's
+        ``online_mix`` share, if it has one."""
+        mix = self.algo.online_mix() if phase == "online" else None
+        batch = self.buffer.sample(batch_size) if mix is None else self.buffer.sample_mixed(batch_size, mix)
         with autocast(self.buffer.device, self.spec.bf16):
-            metrics = self.algo.update(self.buffer.sample(batch_size))
+            metrics = self.algo.update(batch)
         if (self.algo.grad_steps if step is None else step) % self.spec.log_every == 0:
             check_finite(metrics, self.algo)
             self.writer.train_rows(self.spec.run_id, self.algo.grad_steps, phase, metrics)
 
     def offline_phase(self) -> None:
-        """Gradient steps on the prior data, evaluating every ``eval_every_offline`` steps and at the switch."""
+        """Gradient steps on the prior data, evaluating every ``eval_every_offline`` steps and at the switch. An
+        algorithm that does not pretrain (``pretrains = False``, RLPD) takes none: only the switch is evaluated."""
         spec, algo, p = self.spec, self.algo, self.pos
+        if not algo.pretrains:
+            self.bar.update(spec.offline_steps - p.offline_step)
+            p.offline_step = spec.offline_steps
         bs = algo.batch_size("offline")
         block = max(1, algo.online_rhythm().updates)
         for g in range(p.offline_step, spec.offline_steps):
@@ -298,7 +306,8 @@ class RunLoop:
         self.evaluation("offline", 0)  # the switch point
 
     def switch(self) -> None:
-        """The one place where the phase changes: the online episode starts, then a checkpoint."""
+        """The one place where the phase changes: the algorithm's hook, the online episode starts, a checkpoint."""
+        self.algo.on_phase_switch(self.buffer)
         self.pos.episode = Episode(self.env.reset(seed=self.spec.seed)[0])
         self.env.action_space.seed(self.spec.seed)
         self.pos.stage = "online"
@@ -316,6 +325,7 @@ class RunLoop:
             n = min(n_collect, spec.online_steps - p.env_step)
             collect(self.env, algo, self.buffer, p.episode, n, ended)
             p.env_step += n
+            fill_online(self.buffer, algo, [length for _, length, _ in ended], p.episode.steps)
             if ended:  # the training episodes that ended in this block (regret: mean failure over them)
                 self.writer.episode_rows([{**self.base, "env_step": p.env_step, "return": r, "length": length,
                                            "success": None if task.success_min_steps is None

@@ -1,8 +1,9 @@
 """Sweep presets: the algorithm x task x seed grids that ``awac-bench sweep`` runs.
 
-* ``smoke``: every registered algorithm, one task, one seed, tiny budgets (tests; well under 3 minutes).
-* ``quick``: what ``make bench`` runs on a laptop: every algorithm x 2 tasks x 3 seeds, budgets just
-  large enough to show the offline-to-online transition: 4k offline gradient steps, 4k online environment
+* ``smoke``: every registered algorithm, one task, one seed, tiny budgets (tests; well under 3 minutes); the
+  later baselines at the small sizes of ``SMALL_MODERN``.
+* ``quick``: what ``make bench`` runs on a laptop: the paper's comparison (``PAPER_ALGOS``) x 2 tasks x 3 seeds,
+  budgets just large enough to show the offline-to-online transition: 4k offline gradient steps, 4k online environment
   steps at 0.5 updates per step (with IQL added, 1 update per step would take ``make bench`` past 45 minutes
   on 2 cores). Batch sizes are the algorithms' defaults
   except where noted in QUICK_OVERRIDES. BEAR's warm-up is shortened to 2k gradient steps: its default
@@ -26,7 +27,10 @@
   seed-to-seed spread would hide a multiplier that moves the wrong way within 1000 updates; and BEAR's three
   networks are 256-256 (d3rlpy 2.8.1's default encoders, ``VectorEncoderFactory`` hidden_units [256, 256])
   instead of the official 400-300 / 750-750, which halves its runs (about half of the check's time with the
-  official sizes, putting ``make check`` at 8 minutes). Short enough for CI.
+  official sizes, putting ``make check`` at 8 minutes). CQL, Cal-QL, ReBRAC and RLPD at ``SMALL_MODERN``'s sizes.
+  Short enough for CI.
+* ``pilot``: CQL, Cal-QL, ReBRAC and RLPD at their official sizes on pen-binary and halfcheetah-awac at the quick
+  budget, seed 0: a first look before a grid includes them.
 * ``main``: the reference grid (issue "A grid that can show learning"): the paper's update ratio on data of the
   paper's quality. pen-binary, door-binary (human demonstrations), halfcheetah-awac and walker2d-awac (experts
   at 90% of the paper's; docs/TASKS.md "Data quality"); AWAC, SACfD, SAC+BC (``sacfd:prior``: the paper's
@@ -55,16 +59,32 @@ from benchmarks.run.harness import RunSpec
 # BEAR: warm-up scaled to the 4k + 4k budget (module docstring); the default 20k would outlast it.
 # Every deviation is recorded in the run's config.json.
 QUICK_OVERRIDES: dict[str, dict] = {"awac": {"batch_size": 256}, "bear": {"warmup_steps": 2_000}}
-SMOKE_OVERRIDES: dict[str, dict] = {"bear": {"warmup_steps": 50}}
+# The AWAC paper's comparison (the algorithms of results/quick and results/standard); the field's later baselines
+# (CQL, Cal-QL, ReBRAC, RLPD) run in the ``pilot`` preset and, when a grid includes them, by name.
+PAPER_ALGOS = ["awac", "sacfd", "bear", "awr", "bc", "iql"]
+MODERN_ALGOS = ["cql", "calql", "rebrac", "rlpd"]
+# The later baselines at sizes a CI check and a smoke test can afford (their official networks are 256-512 wide,
+# CQL/Cal-QL evaluate 3 x 10 sampled actions per row, RLPD runs 10 critics at 20 updates per step): smaller
+# networks, 4 sampled actions, 2 updates per step for RLPD; each keeps what makes it itself (the conservative
+# term, the lower bound, both BC penalties, the 10-critic ensemble with LayerNorm and the random-pair target).
+SMALL_MODERN: dict[str, dict] = {
+    "cql": {"actor_hidden": (64, 64), "critic_hidden": (64, 64), "cql_n_actions": 4},
+    "calql": {"actor_hidden": (64, 64), "critic_hidden": (64, 64), "cql_n_actions": 4},
+    "rebrac": {"batch_size": 256, "actor_hidden": (64, 64, 64), "critic_hidden": (64, 64, 64)},
+    "rlpd": {"hidden_dims": (64, 64), "utd": 2},
+}
+SMOKE_OVERRIDES: dict[str, dict] = {"bear": {"warmup_steps": 50}, **SMALL_MODERN}
 
 PRESETS = {
     "smoke": dict(tasks=["pen-binary-human"], seeds=[0], overrides=SMOKE_OVERRIDES,
                   spec=dict(offline_steps=100, online_steps=100, eval_every=50, eval_every_offline=50,
                             eval_episodes=1, log_every=25)),
     "quick": dict(tasks=["pen-binary", "halfcheetah-awac"], seeds=[0, 1, 2], overrides=QUICK_OVERRIDES,
+                  algos=PAPER_ALGOS,
                   spec=dict(offline_steps=4_000, online_steps=4_000, utd=0.5, eval_every=500,
                             eval_every_offline=1_000, eval_episodes=5, log_every=250)),
     "standard": dict(tasks=["pen-binary", "door-binary", "halfcheetah-awac", "hopper-awac"], seeds=[0, 1, 2],
+                     algos=PAPER_ALGOS,
                      overrides={"awac": {"batch_size": 256}},
                      spec=dict(offline_steps=25_000, online_steps=100_000, utd=0.1, eval_every=5_000,
                                eval_every_offline=5_000, eval_episodes=10, log_every=1_000)),
@@ -72,9 +92,13 @@ PRESETS = {
                   overrides={"awac": {"batch_size": 256},
                              "bear": {"warmup_steps": 250, "log_alpha_init": 0.0, "actor_hidden": (256, 256),
                                       "critic_hidden": (256, 256), "vae_hidden": (256, 256)},
-                             "sacfd": {"bc_init_steps": 250}},
+                             "sacfd": {"bc_init_steps": 250}, **SMALL_MODERN},
                   spec=dict(offline_steps=500, online_steps=500, eval_every=250, eval_every_offline=250,
                             eval_episodes=5, log_every=100, checkpoint_at_eval=False, checkpoint_every_min=0)),
+    # the later baselines at the quick budget and their official sizes, one seed (issue 25's pilots)
+    "pilot": dict(tasks=["pen-binary", "halfcheetah-awac"], seeds=[0], algos=MODERN_ALGOS,
+                  spec=dict(offline_steps=4_000, online_steps=4_000, utd=0.5, eval_every=500,
+                            eval_every_offline=1_000, eval_episodes=5, log_every=250)),
     "main": dict(tasks=["pen-binary", "door-binary", "halfcheetah-awac", "walker2d-awac"], seeds=[0, 1, 2],
                  algos=["awac", "sacfd", "sacfd:prior", "bear", "awr", "bc", "iql"],
                  # both declared cuts (README "The main grid": 36.4 h estimated as specified, 28.0 h with the
