@@ -38,6 +38,9 @@ CASES = [
                    "num_target_samples": 10, "num_mmd_samples": 4}, {}),
     ("awr", 256, {}, {}),
     ("iql", 256, {}, {}),
+    # CQL and Cal-QL at d3rlpy's default sizes (256-256 encoders, 10 sampled actions; ours: its defaults otherwise)
+    ("cql", 256, {"actor_hidden": (256, 256), "critic_hidden": (256, 256), "cql_n_actions": 10}, {}),
+    ("calql", 256, {"actor_hidden": (256, 256), "critic_hidden": (256, 256), "cql_n_actions": 10}, {}),
 ]
 CORL_SIZES = {"actor_hidden": (256, 256, 256), "critic_hidden": (256, 256, 256)}  # CORL AWAC: 3 x 256
 
@@ -133,6 +136,10 @@ def build_d3rlpy(spec):
                                       imitator_encoder_factory=enc(o["vae_hidden"]),
                                       n_target_samples=o["num_target_samples"],
                                       n_mmd_action_samples=o["num_mmd_samples"], warmup_steps=0, **common)
+    elif name in ("cql", "calql"):  # d3rlpy CQLConfig / CalQLConfig: n_action_samples 10 by default, as ours
+        kind = d3rlpy.algos.CQLConfig if name == "cql" else d3rlpy.algos.CalQLConfig
+        cfg = kind(actor_encoder_factory=enc(o["actor_hidden"]), critic_encoder_factory=enc(o["critic_hidden"]),
+                   n_action_samples=o["cql_n_actions"], **common)
     else:
         raise SystemExit(f"d3rlpy has no {name}")
     algo = cfg.create(device="cpu:0")
