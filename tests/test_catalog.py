@@ -204,6 +204,7 @@ def test_list_mentions_both_name_forms(capsys):
 # ---- item 8: datasets recorded in the env's action units --------------------------------------------------
 
 def test_pendulum_actions_are_mapped_to_the_rescaled_env(tmp_path, monkeypatch):
+    from benchmarks.data.buffer import ReplayBuffer
     from benchmarks.run import harness
     from benchmarks.run.harness import RunSpec
 
@@ -213,13 +214,13 @@ def test_pendulum_actions_are_mapped_to_the_rescaled_env(tmp_path, monkeypatch):
     raw = np.concatenate([b.actions for b in buffers])
     assert np.abs(raw).max() > 1.5  # really in [-2, 2]
     seen = []
-    add_many = harness.ReplayBuffer.add_many
+    add_many = ReplayBuffer.add_many
 
     def spy(self, obs, act, *rest):
         seen.append(np.array(act))
         return add_many(self, obs, act, *rest)
 
-    monkeypatch.setattr(harness.ReplayBuffer, "add_many", spy)
+    monkeypatch.setattr(ReplayBuffer, "add_many", spy)
     spec = RunSpec(algo="awac", task="custom", dataset=folder, env="Pendulum-v1", offline_steps=20,
                    online_steps=20, eval_every=10, eval_episodes=1, log_every=10, overrides={"batch_size": 16})
     run_dir = harness.run(spec, str(tmp_path / "out"), progress=False)
