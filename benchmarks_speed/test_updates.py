@@ -1,5 +1,5 @@
 """One training step (batch sampling included) of every registered algorithm, HalfCheetah sizes, float32, one
-thread, at its default batch size and at 256; plus AWAC's opt-in torch.compile path."""
+thread, at its default batch size and at 256."""
 
 import pytest
 
@@ -22,15 +22,3 @@ def test_training_step(benchmark, name, batch):
     benchmark.extra_info["networks"] = speed.network_widths(algo)
     # whole blocks where an algorithm has them (AWR: value and policy steps differ)
     benchmark.pedantic(step, rounds=3 if block > 1 else 20, iterations=block if block > 1 else 5, warmup_rounds=1)
-
-
-@pytest.mark.parametrize("batch", [256, 1024])
-def test_awac_compiled(benchmark, batch):
-    """The opt-in torch.compile path (falls back to eager, with a warning, where compiling fails)."""
-    algo = speed.make_algo("awac", OBS, ACT, batch, "cpu")
-    algo.set_speed_options(compile=True)
-    step, _ = speed.training_step(algo, speed.synthetic_buffer(OBS, ACT, 50_000), batch)
-    for _ in range(6):
-        step()
-    benchmark.extra_info["compile_failed"] = bool(getattr(algo.losses, "failed", True))
-    benchmark.pedantic(step, rounds=20, iterations=5, warmup_rounds=1)
