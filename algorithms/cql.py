@@ -60,14 +60,21 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, Rhythm, scalars
-from algorithms.networks import TanhGaussianPolicy, TwinQ, f32, make_adam, soft_update, target_network
+from algorithms.networks import (
+    TanhGaussianActing,
+    TanhGaussianPolicy,
+    TwinQ,
+    f32,
+    make_adam,
+    soft_update,
+    target_network,
+)
 
 
 def cql_logsumexp(q_data: torch.Tensor, q_rand: torch.Tensor, q_cur: torch.Tensor, q_next: torch.Tensor,
@@ -167,7 +174,7 @@ class CQLConfig(Config):
 
 
 @register
-class CQL(Algorithm):
+class CQL(TanhGaussianActing, Algorithm):
     name = "cql"
     Config = CQLConfig
     presets = {
@@ -344,12 +351,6 @@ class CQL(Algorithm):
         return critic_loss, alpha_prime_loss, stats
 
     # -- acting, state, diagnostics ---------------------------------------------------------------
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        o = self._obs_tensor(obs)
-        a = self.actor.deterministic(o) if deterministic else self.actor.rsample(o)[0]
-        return a.cpu().numpy()
-
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
                 "actor_opt": self.actor_opt, "critic_opt": self.critic_opt, "alpha_opt": self.alpha_opt,
@@ -364,9 +365,6 @@ class CQL(Algorithm):
             self.log_alpha.copy_(state["log_alpha"])
             self.log_alpha_prime.copy_(state["log_alpha_prime"])
         self.online = bool(state["online"])
-
-    def log_likelihood(self, obs, act):
-        return self.actor.log_prob(obs, act)
 
     def q_value(self, obs, act):
         return self.critic.min_q(obs, act)

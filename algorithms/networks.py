@@ -327,6 +327,21 @@ def make_sgd(params: Iterable[torch.nn.Parameter] | nn.Module, lr: float, moment
     return _make("sgd", params, lr=lr, momentum=momentum)
 
 
+class TanhGaussianActing:
+    """``act`` and ``log_likelihood`` of an algorithm whose ``actor`` is a ``TanhGaussianPolicy`` (SAC, CQL, RLPD): the
+    mean action tanh(mu(s)) when deterministic, else a sample of the squashed Gaussian; log pi(a|s) of that density.
+    A mixin listed before ``Algorithm``."""
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        o = self._obs_tensor(obs)
+        a = self.actor.deterministic(o) if deterministic else self.actor.rsample(o)[0]
+        return a.cpu().numpy()
+
+    def log_likelihood(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.actor.log_prob(obs, act)
+
+
 @torch.no_grad()
 def target_network(source: nn.Module, target: nn.Module) -> nn.Module:
     """``target`` (a freshly built network of ``source``'s shape) as ``source``'s target network: the same

@@ -42,13 +42,12 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import torch
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, Rhythm, scalars
 from algorithms.ensembles import EnsembleQ, xavier_init_
-from algorithms.networks import TanhGaussianPolicy, make_adam, soft_update, target_network
+from algorithms.networks import TanhGaussianActing, TanhGaussianPolicy, make_adam, soft_update, target_network
 
 
 def expected_subset_min(qs: torch.Tensor, m: int) -> torch.Tensor:
@@ -101,7 +100,7 @@ class RLPDConfig(Config):
 
 
 @register
-class RLPD(Algorithm):
+class RLPD(TanhGaussianActing, Algorithm):
     name = "rlpd"
     Config = RLPDConfig
     presets = {
@@ -195,12 +194,6 @@ class RLPD(Algorithm):
         return (self.log_alpha.exp() * (entropy - self.target_entropy)).sum()
 
     # -- acting, state, diagnostics ---------------------------------------------------------------
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        o = self._obs_tensor(obs)
-        a = self.actor.deterministic(o) if deterministic else self.actor.rsample(o)[0]
-        return a.cpu().numpy()
-
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
                 "actor_opt": self.actor_opt, "critic_opt": self.critic_opt, "alpha_opt": self.alpha_opt}
@@ -211,9 +204,6 @@ class RLPD(Algorithm):
     def load_extra_state(self, state):
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-
-    def log_likelihood(self, obs, act):
-        return self.actor.log_prob(obs, act)
 
     def q_value(self, obs, act):
         """The expected target value: E over random pairs of min_{j in pair} Q_j(s, a) (``expected_subset_min``)."""

@@ -28,14 +28,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, scalars
 from algorithms.bc import bc_loss, bc_step
-from algorithms.networks import TanhGaussianPolicy, TwinQ, make_adam, soft_update, target_network
+from algorithms.networks import TanhGaussianActing, TanhGaussianPolicy, TwinQ, make_adam, soft_update, target_network
 
 
 @dataclass
@@ -60,7 +59,7 @@ class SACConfig(Config):
 
 
 @register
-class SAC(Algorithm):
+class SAC(TanhGaussianActing, Algorithm):
     name = "sacfd"
     Config = SACConfig
     # "prior": the AWAC paper's SACfD-prior; 10k BC steps is our choice (the paper gives no count)
@@ -139,12 +138,6 @@ class SAC(Algorithm):
     def past_warmup(self) -> None:
         self.grad_steps = max(self.grad_steps, int(self.cfg.bc_init_steps))
 
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        o = self._obs_tensor(obs)
-        a = self.actor.deterministic(o) if deterministic else self.actor.rsample(o)[0]
-        return a.cpu().numpy()
-
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
                 "actor_opt": self.actor_opt, "critic_opt": self.critic_opt, "alpha_opt": self.alpha_opt}
@@ -155,9 +148,6 @@ class SAC(Algorithm):
     def load_extra_state(self, state):
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-
-    def log_likelihood(self, obs, act):
-        return self.actor.log_prob(obs, act)
 
     def q_value(self, obs, act):
         return self.critic.min_q(obs, act)
