@@ -47,7 +47,6 @@ Deliberate departures from / choices within the authors' code:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,6 +56,7 @@ from torch import nn
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, UserError, scalars
+from algorithms.ensembles import EnsembleQ
 from algorithms.networks import TanhGaussianPolicy, f32, make_adam, mlp, soft_update, target_network
 
 KERNELS = ("laplacian", "gaussian")
@@ -125,38 +125,6 @@ def lagrange_loss(log_alpha: torch.Tensor, mmd: torch.Tensor, eps: float) -> tor
 
 
 # -- networks --------------------------------------------------------------------------------
-class EnsembleQ(nn.Module):
-    """K independent Q(s, a) MLPs evaluated as one batched matmul per layer; output [K, *batch].
-
-    Each layer is initialised like ``nn.Linear`` (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and
-    bias), i.e. like the K separate ``nn.Linear`` stacks of ``algos.py`` ``EnsembleCritic``.
-    """
-
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], num_qs: int):
-        super().__init__()
-        sizes = [obs_dim + act_dim, *hidden, 1]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-            bound = 1.0 / math.sqrt(fan_in)
-            self.weights.append(nn.Parameter(torch.empty(num_qs, fan_in, fan_out).uniform_(-bound, bound)))
-            self.biases.append(nn.Parameter(torch.empty(num_qs, 1, fan_out).uniform_(-bound, bound)))
-        self.num_qs = num_qs
-
-    def forward(self, obs: torch.Tensor, act: torch.Tensor, first_only: bool = False) -> torch.Tensor:
-        """obs [..., obs_dim], act [..., act_dim] -> [K, ...] (or [1, ...] with ``first_only``)."""
-        lead = obs.shape[:-1]
-        h = torch.cat([obs, act], dim=-1).reshape(1, -1, obs.shape[-1] + act.shape[-1])
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            if first_only:
-                w, b = w[:1], b[:1]
-            h = torch.baddbmm(b, h.expand(w.shape[0], -1, -1) if h.shape[0] != w.shape[0] else h, w)
-            if i < last:
-                h = torch.relu_(h)  # in place: baddbmm's backward does not need its output
-        return f32(h.reshape(h.shape[0], *lead))
-
-
 class ConditionalVAE(nn.Module):
     """BCQ's VAE as in ``algos.py``: encoder (s, a) -> (mu, log_sigma), decoder (s, z) -> tanh(raw)."""
 
@@ -435,7 +403,7 @@ class BEAR(Algorithm):
         o = self._obs_tensor(obs)
         mean, log_std = self.actor(o)
         cand = torch.tanh(self._sample_raw(mean, log_std, n, None))  # [N, n, act]
-        q1 = self.critic(o.unsqueeze(1).expand(-1, n, -1), cand, first_only=True)[0]  # [N, n]
+        q1 = self.critic(o.unsqueeze(1).expand(-1, n, -1), cand, members=slice(0, 1))[0]  # [N, n]
         best = q1.argmax(dim=1)
         a = cand[torch.arange(cand.shape[0], device=cand.device), best]
         return a.clamp(-1.0, 1.0).cpu().numpy()

@@ -27,11 +27,19 @@ from torch.nn import functional as F
 from algorithms.networks import f32
 
 FLAX_LAYER_NORM_EPS = 1e-6  # flax.linen.LayerNorm(epsilon=1e-6), the default of both reference code bases
+Members = torch.Tensor | slice | None  # a subset of the K members: indices, a slice (a view, no copy) or all
+
+
+def _pick(p: torch.Tensor, members: Members) -> torch.Tensor:
+    """The members' rows of a [K, ...] parameter."""
+    if members is None:
+        return p
+    return p[members] if isinstance(members, slice) else p.index_select(0, members)
 
 
 class EnsembleMLP(nn.Module):
-    """K independent MLPs: Linear, [LayerNorm], ReLU, [LayerNorm], ..., Linear; input [B, in] (the same for every
-    member) or [K, B, in]; output [K, B, out].
+    """K independent MLPs: Linear, [LayerNorm], ReLU, [LayerNorm], ..., Linear; input [..., in] (the same for
+    every member, any leading shape); output [K, ..., out].
 
     ``layer_norm``: None, ``"before_relu"`` (Linear, LayerNorm, ReLU) or ``"after_relu"`` (Linear, ReLU, LayerNorm)
     on every hidden layer. Weights start as ``nn.Linear``'s (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and
@@ -57,40 +65,39 @@ class EnsembleMLP(nn.Module):
                 self.norm_biases.append(nn.Parameter(torch.zeros(num, 1, h)))
         self.num, self.layer_norm = num, layer_norm
 
-    def _norm(self, h: torch.Tensor, i: int, members: torch.Tensor | None) -> torch.Tensor:
-        scale, bias = self.norm_scales[i], self.norm_biases[i]
-        if members is not None:
-            scale, bias = scale.index_select(0, members), bias.index_select(0, members)
+    def _norm(self, h: torch.Tensor, i: int, members: Members) -> torch.Tensor:
+        scale, bias = _pick(self.norm_scales[i], members), _pick(self.norm_biases[i], members)
         return torch.addcmul(bias, F.layer_norm(h, h.shape[-1:], eps=FLAX_LAYER_NORM_EPS), scale)
 
-    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, in] or [K', B, in] -> [K', B, out]; ``members`` (indices) runs only those members (K' of them)."""
-        k = self.num if members is None else members.numel()
-        h = x.unsqueeze(0).expand(k, -1, -1) if x.dim() == 2 else x
+    def forward(self, x: torch.Tensor, members: Members = None) -> torch.Tensor:
+        """[..., in] -> [K', ..., out]; ``members`` (indices, or a slice) runs only those members (K' of them)."""
+        lead = x.shape[:-1]
+        h = x.reshape(1, -1, x.shape[-1])
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            if members is not None:
-                w, b = w.index_select(0, members), b.index_select(0, members)
-            h = torch.baddbmm(b, h, w)
+            w, b = _pick(w, members), _pick(b, members)
+            h = torch.baddbmm(b, h.expand(w.shape[0], -1, -1), w)
             if i == last:
                 break
             if self.layer_norm == "before_relu":
                 h = self._norm(h, i, members)
-            h = torch.relu(h)
+            h = torch.relu_(h)  # in place: neither baddbmm's nor addcmul's backward needs its output
             if self.layer_norm == "after_relu":
                 h = self._norm(h, i, members)
-        return f32(h)
+        return f32(h.reshape(h.shape[0], *lead, h.shape[-1]))
 
 
 class EnsembleQ(nn.Module):
-    """K critics Q_k(s, a) = EnsembleMLP([s, a]); ``forward`` gives [K, B] (or [K', B] for ``members``)."""
+    """K critics Q_k(s, a) = EnsembleMLP([s, a]); ``forward`` gives [K, ...] for inputs [..., dim] (or [K', ...]
+    for ``members``). BEAR's K = 2 critics (``algos.py`` ``EnsembleCritic``: separate ``nn.Linear`` stacks, which
+    the default ``nn.Linear``-like initialisation matches), RLPD's 10 and ReBRAC's 2 are all this class."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], num: int, layer_norm: str | None = None):
         super().__init__()
         self.net = EnsembleMLP(obs_dim + act_dim, hidden, 1, num, layer_norm)
         self.num = num
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, members: Members = None) -> torch.Tensor:
         return self.net(torch.cat([obs, act], dim=-1), members).squeeze(-1)
 
 

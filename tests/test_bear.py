@@ -10,13 +10,13 @@ import algorithms
 from algorithms.base import Batch
 from algorithms.bear import (
     BEAR,
-    EnsembleQ,
     critic_target,
     ensemble_target,
     lagrange_loss,
     mmd_gaussian,
     mmd_laplacian,
 )
+from algorithms.ensembles import EnsembleQ
 
 SMALL = {"actor_hidden": (32, 32), "critic_hidden": (32, 32), "vae_hidden": (32, 32)}
 
@@ -107,19 +107,20 @@ def test_critic_target_maximises_over_sampled_actions():
 
 def test_ensemble_q_matches_separate_mlps():
     torch.manual_seed(0)
-    net = EnsembleQ(3, 2, (5, 4), num_qs=3)
+    net = EnsembleQ(3, 2, (5, 4), num=3)  # BEAR's critics: the shared ensemble, no LayerNorm
     obs, act = torch.randn(6, 3), torch.randn(6, 2)
     out = net(obs, act)
     assert out.shape == (3, 6)
     x = torch.cat([obs, act], -1)
     for k in range(3):
         h = x
-        for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        for i, (w, b) in enumerate(zip(net.net.weights, net.net.biases, strict=True)):
             h = h @ w[k] + b[k, 0]
             if i < 2:
                 h = torch.relu(h)
         torch.testing.assert_close(out[k], h.squeeze(-1))
-    torch.testing.assert_close(net(obs, act, first_only=True)[0], out[0])
+    torch.testing.assert_close(net(obs, act, members=slice(0, 1))[0], out[0])
+    torch.testing.assert_close(net(obs, act, members=torch.tensor([2, 0])), out[[2, 0]])
     # leading batch axes are kept: [2, 3] states -> [K, 2, 3]
     assert net(obs.view(2, 3, 3), act.view(2, 3, 2)).shape == (3, 2, 3)
 
