@@ -153,6 +153,8 @@ class Algorithm:
     batch_extras: ClassVar[tuple[str, ...]] = ()
     pretrains: ClassVar[bool] = True
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    # learned tensors that live outside every module (SAC's log alpha): saved and restored under their own names
+    loose_tensors: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, obs_dim: int, act_dim: int, config: Config, device: str | torch.device = "cpu"):
         self.obs_dim = obs_dim
@@ -236,6 +238,7 @@ class Algorithm:
     def state_dict(self) -> dict[str, Any]:
         state = {k: m.state_dict() for k, m in self.modules().items()}
         state["_grad_steps"] = self.grad_steps
+        state.update({name: getattr(self, name).detach().clone() for name in self.loose_tensors})
         state.update(self.extra_state())
         return state
 
@@ -243,10 +246,13 @@ class Algorithm:
         for k, m in self.modules().items():
             m.load_state_dict(state[k])
         self.grad_steps = int(state["_grad_steps"])
+        with torch.no_grad():
+            for name in self.loose_tensors:
+                getattr(self, name).copy_(torch.as_tensor(state[name], device=self.device))
         self.load_extra_state(state)
 
     def extra_state(self) -> dict[str, Any]:
-        """Tensors that are not inside a module (e.g. SAC's log alpha)."""
+        """Other state that is not inside a module (counters, flags); loose tensors go in ``loose_tensors``."""
         return {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook

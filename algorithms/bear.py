@@ -244,6 +244,7 @@ class BEARConfig(Config):
 class BEAR(Algorithm):
     name = "bear"
     Config = BEARConfig
+    loose_tensors = ("log_alpha",)  # the MMD constraint's Lagrange multiplier
     presets = {
         "default": {},
         # "BEAR-loose" (AWAC paper's looser MMD constraint). We could not retrieve the value from the AWAC
@@ -413,13 +414,6 @@ class BEAR(Algorithm):
                 "critic": self.critic, "critic_target": self.critic_target,
                 "vae_opt": self.vae_opt, "actor_opt": self.actor_opt, "critic_opt": self.critic_opt,
                 "alpha_opt": self.alpha_opt}
-
-    def extra_state(self):
-        return {"log_alpha": self.log_alpha.detach().clone()}
-
-    def load_extra_state(self, state):
-        with torch.no_grad():
-            self.log_alpha.copy_(torch.as_tensor(state["log_alpha"], device=self.device))
 
     def log_likelihood(self, obs, act):
         return self.actor.log_prob(obs, act)

@@ -189,6 +189,7 @@ class CQL(TanhGaussianActing, Algorithm):
     # What the harness provides (see ``online_mix``, ``online_rhythm``; Cal-QL adds ``mc_return``)
     batch_extras: ClassVar[tuple[str, ...]] = ()
     pretrains: ClassVar[bool] = True
+    loose_tensors = ("log_alpha", "log_alpha_prime")  # the temperature and the Lagrangian CQL weight
 
     def __init__(self, obs_dim: int, act_dim: int, config: CQLConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)
@@ -357,13 +358,9 @@ class CQL(TanhGaussianActing, Algorithm):
                 "alpha_prime_opt": self.alpha_prime_opt}
 
     def extra_state(self):
-        return {"log_alpha": self.log_alpha.detach().clone(), "log_alpha_prime": self.log_alpha_prime.detach().clone(),
-                "online": self.online}
+        return {"online": self.online}
 
     def load_extra_state(self, state):
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-            self.log_alpha_prime.copy_(state["log_alpha_prime"])
         self.online = bool(state["online"])
 
     def q_value(self, obs, act):

@@ -111,6 +111,7 @@ class RLPD(TanhGaussianActing, Algorithm):
     }
     batch_extras: ClassVar[tuple[str, ...]] = ()
     pretrains: ClassVar[bool] = False  # train_finetuning.py: pretrain_steps=0
+    loose_tensors = ("log_alpha",)  # the temperature
 
     def __init__(self, obs_dim: int, act_dim: int, config: RLPDConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)
@@ -197,13 +198,6 @@ class RLPD(TanhGaussianActing, Algorithm):
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
                 "actor_opt": self.actor_opt, "critic_opt": self.critic_opt, "alpha_opt": self.alpha_opt}
-
-    def extra_state(self):
-        return {"log_alpha": self.log_alpha.detach().clone()}
-
-    def load_extra_state(self, state):
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
 
     def q_value(self, obs, act):
         """The expected target value: E over random pairs of min_{j in pair} Q_j(s, a) (``expected_subset_min``)."""

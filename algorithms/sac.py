@@ -62,6 +62,7 @@ class SACConfig(Config):
 class SAC(TanhGaussianActing, Algorithm):
     name = "sacfd"
     Config = SACConfig
+    loose_tensors = ("log_alpha",)  # the temperature
     # "prior": the AWAC paper's SACfD-prior; 10k BC steps is our choice (the paper gives no count)
     presets = {"default": {}, "prior": {"bc_init_steps": 10_000}}
 
@@ -141,13 +142,6 @@ class SAC(TanhGaussianActing, Algorithm):
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
                 "actor_opt": self.actor_opt, "critic_opt": self.critic_opt, "alpha_opt": self.alpha_opt}
-
-    def extra_state(self):
-        return {"log_alpha": self.log_alpha.detach().clone()}
-
-    def load_extra_state(self, state):
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
 
     def q_value(self, obs, act):
         return self.critic.min_q(obs, act)
