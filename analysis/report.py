@@ -256,8 +256,8 @@ def _fidelity_section(results: Results, metrics: pd.DataFrame) -> list[str]:
     short = results.runs["online_steps"].max() < fidelity.DECLARED_ONLINE_STEPS if len(results.runs) else True
     if short:
         lines[2:2] = [f"**These runs are shorter than the declared experiment ({fidelity.DECLARED_ONLINE_STEPS:,} "
-                      "online steps, `awac-bench sweep --preset standard`): the verdicts below apply the declared "
-                      "tests to this budget and are not the fidelity result; see `results/standard`.** At this "
+                      "online steps, `awac-bench sweep --preset main`): the verdicts below apply the declared "
+                      "tests to this budget and are not the fidelity result; see `results/main`.** At this "
                       "budget the report can show the offline phase, the score at the switch and the first online "
                       "steps (the drop); it cannot show how far each algorithm improves online (most curves move "
                       "by less than the evaluation noise), so it cannot test the paper's claims.", ""]
