@@ -30,3 +30,16 @@ def test_shipped_generated_dataset_matches_its_manifest():
     ds = get_task("halfcheetah-sac-replay").load_dataset(17, 6)
     assert ds.checksum() == entry["sha256"]
     assert json.loads(json.dumps(entry))["command"].startswith("awac-bench data generate")
+
+
+def test_generation_beside_a_manifest_entry_without_checksum(tmp_path, monkeypatch, capsys):
+    """A ladder walk writes its MANIFEST entry before the task's data exists (no sha256 yet): generating the data
+    then must not fail on the missing reference (it raised KeyError: 'sha256')."""
+    from benchmarks.generation import prepare
+
+    task = get_task("hopper-check", dataset=str(tmp_path / "x.hdf5"))
+    monkeypatch.setattr(prepare.priordata, "generate", lambda t, path, progress=True: (path, {"sha256": "ab" * 32}))
+    for ref in ({"ladder": {"chosen": 0.1}}, {"sha256": "cd" * 32}):
+        monkeypatch.setattr(prepare.generate, "manifest_entry", lambda name, ref=ref: ref)
+        assert prepare.ensure_generated(task, progress=False) == task.dataset_path
+    assert capsys.readouterr().err.count("differs from the manifest") == 1
