@@ -142,6 +142,10 @@ class Algorithm:
     - ``pretrains``: if False the offline phase takes no gradient steps (RLPD); the prior data still fills the
       buffer and the switch is still evaluated.
     - ``presets``: named config overrides, e.g. AWAC's "hand" variant; a task may pick one by family.
+    - a config key ``end_at_goal`` (``ends_at_goal``), on tasks with a goal (the binary hand tasks): the harness
+      makes every step at the goal terminal, in the prior data (whose trajectories it cuts after their last step
+      at the goal, dropping those that never reach it) and online (an episode ends at its first step there;
+      evaluation keeps the task's own episodes and success rule). Cal-QL's and CQL's hand protocol.
 
     An algorithm knows nothing of speed options: the harness runs ``update`` as it is (``--bf16`` wraps the whole
     call in autocast from outside).
@@ -170,6 +174,11 @@ class Algorithm:
         Monte-Carlo returns (``mc_return``, the reference for ``q_estimate``) with it and records it in the
         run's config.json. An algorithm whose config has no ``gamma`` states its discount instead (BC)."""
         return float(self.cfg.gamma)
+
+    @property
+    def ends_at_goal(self) -> bool:
+        """Whether the run treats the goal as a terminal state (the config's ``end_at_goal``; default False)."""
+        return bool(getattr(self.cfg, "end_at_goal", False))
 
     def batch_size(self, phase: str) -> int:
         """Minibatch size for ``phase`` in {"offline", "online"}."""

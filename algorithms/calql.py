@@ -17,7 +17,9 @@ gamma = ``discount`` and r~ = ``reward_transform(r)`` (the rewards the critic le
 reward_bias, as ``replay_buffer.py`` computes it on scaled rewards), cut at a true terminal
 (``calc_return_to_go``: ``gamma * prev_return * (1 - terminal)``). One rule of that function matters for the
 sparse tasks: an episode whose every reward is the failure reward r~_neg gets r~_neg / (1 - gamma) on every row
-(the return of failing forever, not of failing until a time limit).
+(the return of failing forever, not of failing until a time limit). On the hand tasks (``end_at_goal``, the
+"hand" default) every step at the goal is a terminal, so the return stops there: at most r~_pos = 5 (the harness's
+goal-terminal view of the prior data and its online episodes, ``Algorithm.ends_at_goal``).
 
 Defaults: the binary Adroit launcher ``scripts/run_adroit.sh`` where it sets a value, ``FLAGS_DEF`` and
 ``get_default_config`` otherwise (``CQLConfig``). Its 20 epochs x 1000 offline steps (20k) are the harness's.
@@ -51,6 +53,8 @@ class CalQLConfig(CQLConfig):
     # the failure reward of a sparse task before scaling (JaxCQL ``calc_return_to_go``: ENV_CONFIG "reward_neg";
     # the binary Adroit reward is -1 on every step not at the goal); None: a dense task, no all-failure rule
     sparse_reward_neg: float | None = -1.0
+    # conservative_sac_main.py: use_goal=True on the binary Adroit tasks (CQLConfig.end_at_goal says what it does)
+    end_at_goal: bool = True
 
 
 @register
@@ -63,7 +67,8 @@ class CalQL(CQL):
         # no locomotion launcher in Cal-QL: conservative_sac_main.py FLAGS_DEF (256-256 networks, CQL weight 5,
         # rewards as they are), keeping the 0.5 mixing of both of its sparse-task launchers
         "mujoco": {"actor_hidden": (256, 256), "critic_hidden": (256, 256), "cql_min_q_weight": 5.0,
-                   "reward_scale": 1.0, "reward_bias": 0.0, "sparse_reward_neg": None},
+                   "reward_scale": 1.0, "reward_bias": 0.0, "sparse_reward_neg": None,
+                   "end_at_goal": False},
     }
     batch_extras: ClassVar[tuple[str, ...]] = ("mc_return",)
 

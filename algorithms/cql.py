@@ -15,6 +15,9 @@ parameters before the step and each optimizer gets only its own loss's gradient 
 Rewards (main: ``get_hand_dataset_with_mc_calculation`` and ``TrajSampler`` scale them as they are stored; here in
 the update, ``reward_transform``):
     r~ = reward_scale * r + reward_bias
+The goal as a terminal (``end_at_goal``, the "hand" preset; main's ``use_goal``): d = 1 on every step at the goal,
+in the prior data (cut after each trajectory's last step at the goal; a trajectory that never reaches it is
+dropped) and online (an episode ends at its first step there). The harness does it (``Algorithm.ends_at_goal``).
 Temperature (``use_automatic_entropy_tuning``; ``_train_step`` "alpha_loss"), a~ ~ pi(.|s) reparameterised:
     L_alpha = -log_alpha * mean_B( log pi(a~|s) + H_target )     H_target = -|A| (main: target_entropy >= 0 -> -|A|)
     alpha   = alpha_multiplier * exp(log_alpha)                 (alpha_multiplier itself without tuning)
@@ -171,6 +174,12 @@ class CQLConfig(Config):
     # FLAGS_DEF: mixing_ratio=-1.0, i.e. offline share = N_offline / (N_offline + online steps): proportional, the
     # same as uniform over one buffer (None), which CORL's algorithms/finetune/cql.py also does (one buffer)
     mixing_ratio: float | None = None
+    # the goal as a terminal state, on the binary Adroit tasks (conservative_sac_main.py sets use_goal=True and loads
+    # get_hand_dataset_with_mc_calculation for them): in the prior data every step at the goal is terminal
+    # (replay_buffer.py ``truncate_traj``: dones = rewards == reward_pos), each trajectory is cut after its last
+    # step at the goal and one that never reaches it is dropped; online, sampler.py ``TrajSampler`` ends an episode
+    # at its first step at the goal (done=True). False (FLAGS_DEF's tasks, D4RL locomotion): neither.
+    end_at_goal: bool = False
 
 
 @register
@@ -184,7 +193,7 @@ class CQL(TanhGaussianActing, Algorithm):
         # cql_min_q_weight=1.0, policy_arch=512-512, qf_arch=512-512-512, reward_scale=10, reward_bias=5. Its
         # mixing_ratio=0.5 is not taken: CQL's own fine-tuning (CORL finetune/cql.py) samples one buffer uniformly.
         "hand": {"cql_min_q_weight": 1.0, "actor_hidden": (512, 512), "critic_hidden": (512, 512, 512),
-                 "reward_scale": 10.0, "reward_bias": 5.0},
+                 "reward_scale": 10.0, "reward_bias": 5.0, "end_at_goal": True},
     }
     # What the harness provides (see ``online_mix``, ``online_rhythm``; Cal-QL adds ``mc_return``)
     batch_extras: ClassVar[tuple[str, ...]] = ()

@@ -247,7 +247,9 @@ def _metric_definitions(metrics: pd.DataFrame) -> list[str]:
         "there at the switch); median over seeds, (k/n) = seeds that reached it.",
         "- **regret**: mean of 1 - success over the online *training* episodes (the sampled policy that collects "
         "the data; `episodes.csv`), as CORL and Cal-QL report it; tasks with a success notion only (empty "
-        "elsewhere, and for runs written before training episodes were recorded).",
+        "elsewhere, and for runs written before training episodes were recorded). A run that ends its training "
+        "episodes at the goal (`end_at_goal`: CQL's and Cal-QL's hand protocol) counts reaching it as success, "
+        "as Cal-QL does; evaluation episodes keep the task's rule for every algorithm.",
     ]
 
 

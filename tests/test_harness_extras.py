@@ -138,3 +138,90 @@ def test_algorithms_with_harness_columns_run_through_the_harness(tmp_path, algo)
     assert evals["grad_step"].iloc[-1] == 30  # 20 offline + 10 online updates
     losses = train[train["metric"].str.contains("loss")]
     assert len(losses) and all(math.isfinite(v) for v in losses["value"])
+
+
+# -- the goal as a terminal state (Cal-QL's and CQL's hand protocol: Algorithm.ends_at_goal) -------------------
+
+def test_goal_terminal_view_cuts_after_the_last_goal_step_and_drops_episodes_that_never_reach_it():
+    # three episodes (ends after rows 4, 7, 10): [-1 -1 0 0 -1], [-1 -1 -1], [0 -1 0]
+    rew = [-1, -1, 0, 0, -1, -1, -1, -1, 0, -1, 0]
+    ds = dataset(rew, ends_at=[4, 7])
+    v = ds.goal_terminal_view(np.asarray(rew) == 0)
+    assert v.obs[:, 0].tolist() == [0, 1, 2, 3, 8, 9, 10]     # row 4 cut, rows 5-7 (never at the goal) dropped
+    assert v.done.tolist() == [0, 0, 1, 1, 1, 0, 1]           # every step at the goal is terminal
+    assert v.episode_ends().tolist() == [False, False, True, True, True, False, True]
+    assert v.view == {"kind": "goal_terminal", "source_rows": 11, "source_episodes": 3,
+                      "source_sha256": ds.checksum(), "rows": 7, "episodes": 2}
+    # Cal-QL's column on the view (hand: r~ = 10 r + 5, gamma 0.99): no bootstrap past a step at the goal,
+    # by hand: row 1: -5 + .99 * 5 = -0.05; row 0: -5 + .99 * -0.05 = -5.0495
+    calql = algorithms.get("calql")(2, 1, algorithms.resolve_config("calql", "hand", {"actor_hidden": (4,),
+                                                                                        "critic_hidden": (4,)}))
+    mc = calql.mc_returns(v.rew, v.episode_ends())
+    assert mc.tolist() == pytest.approx([-5.0495, -0.05, 5, 5, 5, -0.05, 5])
+
+
+def test_end_at_goal_ends_an_online_episode_at_its_first_step_at_the_goal():
+    import gymnasium as gym
+
+    from benchmarks.tasks.task import EndAtGoal
+
+    class Walk(gym.Env):  # at the goal on steps 3 and 4
+        observation_space = gym.spaces.Box(-1, 1, (1,))
+        action_space = gym.spaces.Box(-1, 1, (1,))
+
+        def reset(self, seed=None, options=None):
+            self.t = 0
+            return np.zeros(1, np.float32), {}
+
+        def step(self, action):
+            self.t += 1
+            return np.zeros(1, np.float32), 0.0, False, self.t >= 10, {"success": self.t in (3, 4)}
+
+    env = EndAtGoal(Walk())
+    env.reset()
+    terms = [env.step(np.zeros(1))[2] for _ in range(3)]
+    assert terms == [False, False, True]
+
+
+def test_end_at_goal_is_the_hand_protocol_of_cql_and_calql_only():
+    assert algorithms.resolve_config("calql", "hand", {}).end_at_goal is True
+    assert algorithms.resolve_config("calql", "mujoco", {}).end_at_goal is False
+    assert algorithms.resolve_config("cql", "hand", {}).end_at_goal is True
+    assert algorithms.resolve_config("cql", "mujoco", {}).end_at_goal is False
+    assert not hasattr(algorithms.resolve_config("awac", "hand", {}), "end_at_goal")
+
+
+def test_end_at_goal_on_a_task_without_a_goal_is_a_user_error():
+    from algorithms.base import UserError
+    from benchmarks.tasks.registry import get_task
+
+    with pytest.raises(UserError, match="no goal"):
+        get_task("halfcheetah-awac").goal_rows(dataset([0.0, 1.0], ends_at=[]))
+
+
+def test_a_run_that_ends_at_the_goal_records_the_stored_data_and_the_view(tmp_path):
+    spec = RunSpec(algo="cql", task="pen-binary-human", offline_steps=4, online_steps=300, eval_every=300,
+                   eval_episodes=1, log_every=2,
+                   overrides={"batch_size": 16, "actor_hidden": (8,), "critic_hidden": (8,), "cql_n_actions": 2})
+    run_dir = run(spec, str(tmp_path), progress=False)
+    import json
+    import os
+
+    cfg = json.load(open(os.path.join(run_dir, "config.json")))
+    assert cfg["algo_config"]["end_at_goal"] is True            # the hand preset
+    view = cfg["dataset_view"]
+    assert cfg["dataset_sha256"] == view["source_sha256"] and cfg["dataset_rows"] == view["source_rows"]
+    assert 0 < view["rows"] < view["source_rows"] and 0 < view["episodes"] < view["source_episodes"]
+
+
+def test_a_training_episode_that_ends_at_the_goal_succeeds_by_reaching_it():
+    from benchmarks.run.loop import RunLoop
+
+    def success(ends_at_goal, goal_steps, min_steps=20):
+        me = SimpleNamespace(task=SimpleNamespace(success_min_steps=min_steps),
+                             algo=SimpleNamespace(ends_at_goal=ends_at_goal))
+        return RunLoop._training_success(me, goal_steps)
+
+    assert [success(True, g) for g in (0, 1)] == [0.0, 1.0]            # Cal-QL: goal_achieved at any step
+    assert [success(False, g) for g in (1, 20, 21)] == [0.0, 0.0, 1.0]  # the task's rule: > 20 steps at the goal
+    assert success(True, 1, min_steps=None) is None                     # no success notion (MuJoCo)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,6 +42,8 @@ class Dataset:
     source: str = ""
     # the env's original action bounds when the actions were mapped to [-1, 1] (``rescale_actions``), else None
     action_scale: dict | None = None
+    # a view made from a stored dataset (``goal_terminal_view``): what was done and the source's size and checksum
+    view: dict | None = None
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -66,6 +68,28 @@ class Dataset:
     def mc_returns(self, gamma: float) -> np.ndarray:
         """Discounted return-to-go of every row within its episode (no bootstrap past its end)."""
         return returns_to_go(self.rew, self.episode_ends(), gamma)
+
+    def goal_terminal_view(self, at_goal: np.ndarray) -> Dataset:
+        """The dataset with the goal as a terminal state (Cal-QL's hand data, nakamotoo/Cal-QL
+        ``JaxCQL/replay_buffer.py`` ``get_hand_dataset_with_mc_calculation``): ``at_goal`` marks the rows whose step
+        reached the goal; each episode is cut after its last such row, an episode without one is dropped, and every
+        such row becomes terminal (``done``). ``view`` records the source's rows, episodes and checksum."""
+        at_goal = np.asarray(at_goal, dtype=bool)
+        if at_goal.shape != (len(self),):
+            raise ValueError(f"at_goal has shape {at_goal.shape}, the dataset {len(self)} rows")
+        ends = np.flatnonzero(self.episode_ends())
+        keep = np.zeros(len(self), dtype=bool)
+        kept = 0
+        for s, e in zip(np.r_[0, ends[:-1] + 1], ends, strict=True):
+            hits = np.flatnonzero(at_goal[s:e + 1])
+            if len(hits):
+                keep[s:s + hits[-1] + 1] = True
+                kept += 1
+        done = np.where(at_goal, 1.0, self.done).astype(self.done.dtype)
+        view = {"kind": "goal_terminal", "source_rows": len(self), "source_episodes": len(ends),
+                "source_sha256": self.checksum(), "rows": int(keep.sum()), "episodes": kept}
+        return replace(self, obs=self.obs[keep], act=self.act[keep], rew=self.rew[keep],
+                       next_obs=self.next_obs[keep], done=done[keep], timeout=self.timeout[keep], view=view)
 
     def checksum(self) -> str:
         h = hashlib.sha256()

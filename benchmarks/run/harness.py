@@ -48,6 +48,7 @@ from benchmarks.run.loop import (
     online_blocks,
 )
 from benchmarks.tasks.registry import get_task
+from benchmarks.tasks.task import EndAtGoal
 
 DIAG_BATCH = 1024  # fixed offline batch for the log-likelihood and Q-vs-Monte-Carlo diagnostics
 
@@ -131,6 +132,11 @@ def prepare(spec: RunSpec):
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     # the env's own action space: when make_env rescaled it to [-1, 1], the dataset's actions are mapped too
     ds = task.load_dataset(obs_dim, act_dim, env.unwrapped.action_space)
+    if getattr(cfg, "end_at_goal", False):  # the goal as a terminal state (``Algorithm.ends_at_goal``)
+        ds = ds.goal_terminal_view(task.goal_rows(ds))
+        if not len(ds):
+            raise UserError(f"end_at_goal: no episode of the dataset of '{task.name}' reaches the goal")
+        env = EndAtGoal(env)
     return task, cls, preset, cfg, env, ds
 
 
@@ -310,6 +316,9 @@ def _build(spec: RunSpec, prepared: tuple):
               "action_scale": ds.action_scale,
               "dataset_rows": len(ds), "dataset_sha256": ds.checksum(), "gamma": gamma,
               "warnings": budget_warnings}
+    if ds.view is not None:  # the stored dataset's checksum (provenance), what the run made of it beside
+        config.update(dataset_sha256=ds.view["source_sha256"], dataset_rows=ds.view["source_rows"],
+                      dataset_view=ds.view)
     return algo, buffer, eval_env, diag, config
 
 

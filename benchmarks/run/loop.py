@@ -314,10 +314,19 @@ class RunLoop:
         self.bar.update(0, phase="online")
         self.tick(True)
 
+    def _training_success(self, goal_steps: int) -> float | None:
+        """A training episode's success: the task's rule (steps at the goal), or, where the run ends episodes at
+        the goal (``Algorithm.ends_at_goal``), reaching it (Cal-QL's ``exploration/goal_achieved_rate``)."""
+        if self.task.success_min_steps is None:
+            return None
+        if self.algo.ends_at_goal:
+            return float(goal_steps > 0)
+        return float(goal_steps > self.task.success_min_steps)
+
     def online_phase(self) -> None:
         """Blocks of (collect ``n_collect`` steps with the sampled policy, then ``n_update`` updates), evaluating
         after the block that crosses each ``eval_every``; the budget's last step is always evaluated."""
-        spec, algo, p, task = self.spec, self.algo, self.pos, self.task
+        spec, algo, p = self.spec, self.algo, self.pos
         bs = algo.batch_size("online")
         n_collect, n_update = online_blocks(algo.online_rhythm(), spec.utd)
         ended: list[tuple[float, int, int]] = []
@@ -328,8 +337,7 @@ class RunLoop:
             fill_online(self.buffer, algo, [length for _, length, _ in ended], p.episode.steps)
             if ended:  # the training episodes that ended in this block (regret: mean failure over them)
                 self.writer.episode_rows([{**self.base, "env_step": p.env_step, "return": r, "length": length,
-                                           "success": None if task.success_min_steps is None
-                                           else float(goal > task.success_min_steps)} for r, length, goal in ended])
+                                           "success": self._training_success(goal)} for r, length, goal in ended])
                 ended.clear()
             if algo.learns_online:
                 algo.prepare_updates(self.buffer)

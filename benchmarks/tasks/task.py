@@ -51,6 +51,15 @@ class BinaryReward(gym.Wrapper):
         return obs, self.fn(obs, info), term, trunc, info
 
 
+class EndAtGoal(gym.Wrapper):
+    """End an episode at its first step at the goal (``info["success"]``) as a true terminal: the online side of
+    an algorithm's ``end_at_goal`` (nakamotoo/Cal-QL ``JaxCQL/sampler.py``: ``done=True`` when goal_achieved)."""
+
+    def step(self, action):
+        obs, rew, term, trunc, info = self.env.step(action)
+        return obs, rew, term or bool(info.get("success", False)), trunc, info
+
+
 def _register_robotics() -> None:
     # gymnasium-robotics prints a notice about the *Dense* Adroit rewards on import (not used here:
     # our hand tasks are binary); keep it off stderr so that errors stay one line.
@@ -153,6 +162,14 @@ class Task:
         if action_space is not None and self.rescales(action_space):
             ds = data_mod.rescale_actions(ds, action_space.low, action_space.high)
         return ds
+
+    def goal_rows(self, ds: data_mod.Dataset) -> np.ndarray:
+        """The dataset's rows whose step reached the goal: reward 0 under the binary reward (``binary_reward``:
+        goal_achieved - 1). A task without a goal is an error."""
+        if self.binary_reward is None:
+            raise UserError(f"task '{self.name}' has no goal to end episodes at (end_at_goal needs a binary hand "
+                            f"task, e.g. pen-binary)")
+        return ds.rew == 0.0
 
     def normalized_score(self, ret: float, success_rate: float | None) -> float:
         if self.binary_reward is not None and success_rate is not None:
