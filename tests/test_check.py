@@ -128,3 +128,29 @@ def test_the_exit_code_counts_failed_tests_not_the_summary_text():
     assert (passed.failures, passed.exit_code) == (0, 0)
     failed = check.Verdict(pd.DataFrame({"verdict": ["fail", "ok"]}), pd.DataFrame({"verdict": ["fail"]}), (False, ""))
     assert (failed.failures, failed.exit_code) == (3, 1)
+
+
+def test_redo_replaces_only_the_named_algorithms_entries_and_records_why(tmp_path):
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+    import pytest
+
+    from algorithms.base import UserError
+    from benchmarks.commands.check import add_to_reference
+
+    path = Path(tmp_path, "ref.json")
+    rows = [{"algo": a, "task": "t", "seed": s, "run_mean": v}
+            for a, v in (("cql", 1.0), ("awac", 2.0)) for s in (0, 1)]
+    path.write_text(json.dumps({"seeds": [0, 1], "scores": rows, "speed": {"cql": 0.5, "awac": 0.7}}))
+    new = pd.DataFrame([{"algo": "cql", "task": "t", "seed": s, "run_mean": 9.0} for s in (0, 1)])
+    with pytest.raises(UserError, match="already in the reference"):
+        add_to_reference(path, new, {"cql": 0.6}, "why", [0, 1])
+    add_to_reference(path, new, {"cql": 0.6}, "the goal protocol", [0, 1], replace=True)
+    ref = json.loads(path.read_text())
+    assert sorted((r["algo"], r["run_mean"]) for r in ref["scores"]) == [("awac", 2.0)] * 2 + [("cql", 9.0)] * 2
+    assert ref["speed"] == {"cql": 0.6, "awac": 0.7}
+    assert ref["additions"][-1]["algos"] == ["cql"] and ref["additions"][-1]["replaced"] is True
+    with pytest.raises(UserError, match="not in the reference"):
+        add_to_reference(path, new.assign(algo="bc"), {"bc": 0.6}, "why", [0, 1], replace=True)

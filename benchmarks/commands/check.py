@@ -275,22 +275,29 @@ def write_reference(path: Path, scores: pd.DataFrame, speed: dict[str, float], w
     files.atomic_write_text(str(path), json.dumps(ref, indent=1) + "\n")
 
 
-def add_to_reference(path: Path, scores: pd.DataFrame, speed: dict[str, float], why: str, seeds: list[int]) -> None:
-    """Add algorithms that the reference does not hold yet (their reference-seed scores and speed) and record the
-    addition; every entry already there stays as it was (a new algorithm changes no other's reference)."""
+def add_to_reference(path: Path, scores: pd.DataFrame, speed: dict[str, float], why: str, seeds: list[int],
+                     replace: bool = False) -> None:
+    """Add algorithms that the reference does not hold yet (their reference-seed scores and speed), or with
+    ``replace`` put new entries in place of those of algorithms it holds (a change to those algorithms on purpose),
+    and record it under ``additions``; every other algorithm's entries stay as they were."""
     ref = read_reference(path)
     old = {r["algo"] for r in ref["scores"]}
     new = sorted(set(scores["algo"]))
-    if old & set(new) or set(speed) & set(ref["speed"]):
-        raise UserError(f"--add-algos: {', '.join(sorted(old & set(new)))} already in the reference "
-                        "(--update-reference rewrites it whole)")
+    flag = "--redo-algos" if replace else "--add-algos"
+    if replace and (set(new) - old or set(speed) - set(ref["speed"])):
+        raise UserError(f"{flag}: {', '.join(sorted(set(new) - old))} not in the reference (--add-algos adds it)")
+    if not replace and (old & set(new) or set(speed) & set(ref["speed"])):
+        raise UserError(f"{flag}: {', '.join(sorted(old & set(new)))} already in the reference "
+                        "(--redo-algos replaces its entries, --update-reference rewrites it whole)")
     if seeds != ref["seeds"]:
-        raise UserError(f"--add-algos: the reference was made with seeds {ref['seeds']}, not {seeds}")
+        raise UserError(f"{flag}: the reference was made with seeds {ref['seeds']}, not {seeds}")
+    if replace:
+        ref["scores"] = [r for r in ref["scores"] if r["algo"] not in new]
     ref["scores"] += scores.round(6).to_dict(orient="records")
     ref["speed"].update({k: round(v, 4) for k, v in speed.items()})
     ref.setdefault("additions", []).append({
         "algos": new, "why": why, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": git_commit(), "machine": machine()})
+        "commit": git_commit(), "machine": machine(), **({"replaced": True} if replace else {})})
     files.atomic_write_text(str(path), json.dumps(ref, indent=1) + "\n")
 
 
@@ -367,17 +374,24 @@ def summary_markdown(ref: dict, verdict: Verdict, offset: int, seconds: float) -
 # -- entry point ----------------------------------------------------------------------------------------
 def run_check(out_dir: str = "results/check", workers: int | None = None, seed_offset: int = DEFAULT_OFFSET,
               update_reference: bool = False, why: str | None = None, reference_path: Path = REFERENCE_PATH,
-              progress: bool = True, algos: list[str] | None = None, add_algos: list[str] | None = None) -> Verdict:
+              progress: bool = True, algos: list[str] | None = None, add_algos: list[str] | None = None,
+              redo_algos: list[str] | None = None) -> Verdict:
     """The check's ``Verdict`` (``exit_code`` 0 if every part passes, 1 if any fails). The runs go to a scratch
     directory that is removed afterwards;
     ``OUT`` gets ``check.md`` and the per-run scores (``check_scores.csv``). ``algos``: check only these
     (the reference must then already exist; it is never rewritten from a subset). ``add_algos``: first add these
-    algorithms, not in the reference yet, to it (``add_to_reference``), then check them."""
+    algorithms, not in the reference yet, to it (``add_to_reference``), then check them. ``redo_algos``: the same for
+    algorithms already in it, whose entries are replaced (a deliberate change to them)."""
     import algorithms
 
+    if add_algos and redo_algos:
+        raise UserError("--add-algos and --redo-algos cannot be combined")
+    replace = bool(redo_algos)
+    add_algos = add_algos or redo_algos
     if add_algos:
         if update_reference or algos:
-            raise UserError("--add-algos cannot be combined with --update-reference or --algos")
+            raise UserError(f"{'--redo-algos' if replace else '--add-algos'} cannot be combined with "
+                            "--update-reference or --algos")
         algos = add_algos
 
     workers = workers or os.cpu_count() or 1
@@ -386,7 +400,8 @@ def run_check(out_dir: str = "results/check", workers: int | None = None, seed_o
     for a in algos or []:
         algorithms.get(a)  # an unknown name fails here
     if (update_reference or add_algos) and not (why and why.strip()):
-        raise UserError("--update-reference and --add-algos need --why \"the reason the reference changes\"")
+        raise UserError("--update-reference, --add-algos and --redo-algos need --why \"the reason the reference "
+                        "changes\"")
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.perf_counter()
     scratch = tempfile.mkdtemp(prefix="awac-check-")
@@ -399,8 +414,9 @@ def run_check(out_dir: str = "results/check", workers: int | None = None, seed_o
         elif add_algos:
             scores = score_table(REFERENCE_SEEDS, os.path.join(scratch, "reference"), workers, progress, add_algos)
             speed = speed_fractions(add_algos, repeats=REFERENCE_SPEED_REPEATS)
-            add_to_reference(Path(reference_path), scores, speed, why.strip(), REFERENCE_SEEDS)
-            print(f"check: added {', '.join(add_algos)} to {reference_path} ({len(scores)} runs)", file=sys.stderr)
+            add_to_reference(Path(reference_path), scores, speed, why.strip(), REFERENCE_SEEDS, replace=replace)
+            print(f"check: {'replaced' if replace else 'added'} {', '.join(add_algos)} in {reference_path} "
+                  f"({len(scores)} runs)", file=sys.stderr)
         ref = read_reference(Path(reference_path))
         seeds = [seed_offset + s for s in CHECK_SEEDS]
         names = algos or algorithms.names()

@@ -191,7 +191,10 @@ def _add_other_commands(sub) -> None:
                    help="rerun the reference seeds and speed and rewrite benchmarks/check_reference.json")
     c.add_argument("--add-algos", help="comma-separated algorithms to add to the reference (not in it yet; every "
                                        "other entry stays), then check them")
-    c.add_argument("--why", help="with --update-reference or --add-algos: the reason, recorded in the reference")
+    c.add_argument("--redo-algos", help="comma-separated algorithms of the reference to rerun on purpose (their "
+                                        "entries are replaced, every other stays), then check them")
+    c.add_argument("--why", help="with --update-reference, --add-algos or --redo-algos: the reason, recorded in the "
+                                 "reference")
     c.add_argument("--algos", help="comma-separated subset of algorithms to check (default: all)")
     c.add_argument("--no-progress", action="store_true")
 
@@ -200,7 +203,8 @@ def cmd_check(a) -> int:
     from benchmarks.commands.check import run_check
 
     return run_check(a.out, a.workers, a.seed_offset, a.update_reference, a.why, progress=not a.no_progress,
-                     algos=_csv_list(a.algos), add_algos=_csv_list(a.add_algos)).exit_code
+                     algos=_csv_list(a.algos), add_algos=_csv_list(a.add_algos),
+                     redo_algos=_csv_list(a.redo_algos)).exit_code
 
 
 def cmd_run(a) -> int:
