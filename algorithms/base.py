@@ -72,6 +72,12 @@ def returns_to_go(rew: np.ndarray, ends: np.ndarray, gamma: float) -> np.ndarray
     return out
 
 
+def ends_at_goal(cfg) -> bool:
+    """Whether a run with this algorithm config treats the goal as a terminal state (its ``end_at_goal``; default
+    False): read by the harness before the algorithm exists, and by ``Algorithm.ends_at_goal``."""
+    return bool(getattr(cfg, "end_at_goal", False))
+
+
 def scalars(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
     """An update's metrics, scalar tensors by name, as floats read in one transfer (one ``stack``, one ``tolist``)."""
     return dict(zip(metrics, torch.stack(list(metrics.values())).tolist(), strict=True))
@@ -177,8 +183,7 @@ class Algorithm:
 
     @property
     def ends_at_goal(self) -> bool:
-        """Whether the run treats the goal as a terminal state (the config's ``end_at_goal``; default False)."""
-        return bool(getattr(self.cfg, "end_at_goal", False))
+        return ends_at_goal(self.cfg)
 
     def batch_size(self, phase: str) -> int:
         """Minibatch size for ``phase`` in {"offline", "online"}."""

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 import algorithms
-from algorithms.base import UserError
+from algorithms.base import UserError, ends_at_goal
 from benchmarks.common import checkpoint, files
 from benchmarks.common.provenance import code_identity, describe_change
 from benchmarks.data.dataset import portable_path
@@ -132,7 +132,7 @@ def prepare(spec: RunSpec):
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     # the env's own action space: when make_env rescaled it to [-1, 1], the dataset's actions are mapped too
     ds = task.load_dataset(obs_dim, act_dim, env.unwrapped.action_space)
-    if getattr(cfg, "end_at_goal", False):  # the goal as a terminal state (``Algorithm.ends_at_goal``)
+    if ends_at_goal(cfg):  # the goal as a terminal state
         ds = ds.goal_terminal_view(task.goal_rows(ds))
         if not len(ds):
             raise UserError(f"end_at_goal: no episode of the dataset of '{task.name}' reaches the goal")
@@ -314,8 +314,8 @@ def _build(spec: RunSpec, prepared: tuple):
               # paths relative to the project root (or ~/...), never this machine's absolute prefix
               "dataset": portable_path(spec.dataset), "dataset_path": portable_path(task.dataset_path),
               "action_scale": ds.action_scale,
-              "dataset_rows": len(ds), "dataset_sha256": ds.checksum(), "gamma": gamma,
-              "warnings": budget_warnings}
+              "dataset_rows": len(ds), "dataset_sha256": ds.checksum() if ds.view is None else None,
+              "gamma": gamma, "warnings": budget_warnings}
     if ds.view is not None:  # the stored dataset's checksum (provenance), what the run made of it beside
         config.update(dataset_sha256=ds.view["source_sha256"], dataset_rows=ds.view["source_rows"],
                       dataset_view=ds.view)
