@@ -78,6 +78,12 @@ def ends_at_goal(cfg) -> bool:
     return bool(getattr(cfg, "end_at_goal", False))
 
 
+def random_steps(cfg) -> int:
+    """Online environment steps a run with this algorithm config takes with uniformly random actions, running no
+    update, before its policy acts (its ``random_steps``; default 0): RLPD's ``--start_training``."""
+    return int(getattr(cfg, "random_steps", 0))
+
+
 def scalars(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
     """An update's metrics, scalar tensors by name, as floats read in one transfer (one ``stack``, one ``tolist``)."""
     return dict(zip(metrics, torch.stack(list(metrics.values())).tolist(), strict=True))
@@ -152,6 +158,8 @@ class Algorithm:
       makes every step at the goal terminal, in the prior data (whose trajectories it cuts after their last step
       at the goal, dropping those that never reach it) and online (an episode ends at its first step there;
       evaluation keeps the task's own episodes and success rule). Cal-QL's and CQL's hand protocol.
+    - a config key ``random_steps``: the first that many online environment steps take
+      uniformly random actions and run no update (RLPD's ``--start_training``); evaluations go on as scheduled.
 
     An algorithm knows nothing of speed options: the harness runs ``update`` as it is (``--bf16`` wraps the whole
     call in autocast from outside).
@@ -184,6 +192,10 @@ class Algorithm:
     @property
     def ends_at_goal(self) -> bool:
         return ends_at_goal(self.cfg)
+
+    @property
+    def random_steps(self) -> int:
+        return random_steps(self.cfg)
 
     def batch_size(self, phase: str) -> int:
         """Minibatch size for ``phase`` in {"offline", "online"}."""

@@ -32,8 +32,9 @@ activate_final=True)``) and a linear output; the actor is a ReLU MLP with two li
 
 What the harness provides: no offline gradient steps (``pretrains = False``; the prior data still goes in the
 buffer), half of every online batch from the prior rows (``online_mix``), ``utd`` updates per environment step
-(``online_rhythm``). Not declared, and in the code: ``--start_training 5000`` (README: the first 5000 environment
-steps take uniform random actions and run no update) and AntMaze's reward shift (-1).
+(``online_rhythm``), and ``random_steps`` = 5000: the README's ``--start_training 5000``, the first 5000 online
+environment steps with uniformly random actions and no update. Not here: AntMaze's reward shift (-1; no AntMaze
+task in the suite).
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class RLPDConfig(Config):
     batch_size: int = 256
     offline_ratio: float = 0.5
     utd: int = 20
+    # README (every command): --start_training 5000; train_finetuning.py: env.action_space.sample() while
+    # i < start_training, and no update before it (the flag's own default is 1e4)
+    random_steps: int = 5000
 
 
 @register

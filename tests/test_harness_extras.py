@@ -112,7 +112,7 @@ def test_calql_mc_return_scales_rewards_and_prices_failure_forever():
 
 
 SMALL = {"calql": {"actor_hidden": (16, 16), "critic_hidden": (16, 16), "cql_n_actions": 2, "batch_size": 32},
-         "rlpd": {"hidden_dims": (16, 16), "num_qs": 4, "utd": 3, "batch_size": 32},
+         "rlpd": {"hidden_dims": (16, 16), "num_qs": 4, "utd": 3, "batch_size": 32, "random_steps": 0},
          "rebrac": {"actor_hidden": (16, 16), "critic_hidden": (16, 16), "batch_size": 32}}
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -135,6 +136,50 @@ def test_sigkill_offline_at_the_switch_and_online_then_resume_gives_identical_ro
     assert_same_state(os.path.join(ref_dir, "final.pt"), str(run_dir / "final.pt"))
     meta = json.loads((run_dir / "meta.json").read_text())
     assert len(meta["resumed"]) == 3
+
+
+def test_random_steps_act_uniformly_from_the_seeded_space_update_nothing_and_resume_identically(tmp_path):
+    """RLPD's ``--start_training`` (``random_steps``): the first online steps take the training env's action space's
+    samples (seeded with the run's seed at the switch), run no update, and a run killed inside them resumes to the
+    rows and networks of an uninterrupted run."""
+    from benchmarks.tasks.registry import get_task
+
+    spec = RunSpec(algo="rlpd", task="pen-binary-human", offline_steps=0, online_steps=90, eval_every=30,
+                   eval_episodes=1, log_every=5, save_model=True,
+                   overrides={"hidden_dims": [16, 16], "num_qs": 4, "utd": 3, "batch_size": 32, "random_steps": 40})
+    ref_dir = run(spec, str(tmp_path / "ref"), progress=False)
+    ev_ref, tr_ref = tables(ref_dir)
+    assert ev_ref["grad_step"].tolist() == [0, 0, 3 * (60 - 40), 3 * (90 - 40)]  # updates start after step 40
+
+    out = tmp_path / "killed"
+    run_dir = out / "runs" / spec.run_id
+    sig, err = killed_run(spec, out, "online:35")  # inside the random steps; the last checkpoint is at 30
+    assert sig == signal.SIGKILL, err
+    ckpt = run_dir / "ckpt"
+    state = torch.load(ckpt / "state.pt", weights_only=True)
+    assert (state["online"]["env_step"], state["algo"]["_grad_steps"]) == (30, 0)
+    rows = torch.cat([torch.load(ckpt / f"rows-{k:05d}.pt", weights_only=True)["rows"] for k in state["chunks"]])
+    space = get_task("pen-binary-human").make_env().action_space
+    space.seed(spec.seed)
+    expected = torch.as_tensor(np.stack([space.sample() for _ in range(30)]))
+    obs_dim, act_dim = 45, 24
+    torch.testing.assert_close(rows[:, obs_dim:obs_dim + act_dim], expected, rtol=0, atol=0)
+
+    run(spec, str(out), progress=False)
+    ev, tr = tables(run_dir)
+    pd.testing.assert_frame_equal(ev, ev_ref)
+    pd.testing.assert_frame_equal(tr, tr_ref)
+    assert_same_state(os.path.join(ref_dir, "final.pt"), str(run_dir / "final.pt"))
+
+
+def test_a_budget_inside_the_random_steps_is_warned_about(tmp_path):
+    spec = RunSpec(algo="rlpd", task="pen-binary-human", offline_steps=0, online_steps=10, eval_every=10,
+                   eval_episodes=1, overrides={"hidden_dims": [16, 16], "num_qs": 2, "batch_size": 32})
+    run_dir = run(spec, str(tmp_path), progress=False)
+    config = json.loads(open(os.path.join(run_dir, "config.json")).read())
+    assert config["algo_config"]["random_steps"] == 5000
+    assert any("random_steps" in w for w in config["warnings"])
+    assert pd.read_csv(os.path.join(run_dir, "evals.csv"))["grad_step"].tolist() == [0, 0]
 
 
 def test_checkpoints_load_with_weights_only_and_hold_no_prior_rows(tmp_path):

@@ -144,10 +144,11 @@ def planned_updates(spec: RunSpec, algo) -> int:
     """Gradient steps a run will take: the offline steps (none for an algorithm that does not pretrain) plus, if
     the algorithm learns online, one block of updates per collection (``online_blocks``; the last partial)."""
     offline = spec.offline_steps if algo.pretrains else 0
-    if not algo.learns_online or spec.online_steps == 0:
+    learning = spec.online_steps - min(algo.random_steps, spec.online_steps)  # after the random warm-up
+    if not algo.learns_online or learning == 0:
         return offline
     n_collect, n_update = online_blocks(algo.online_rhythm(), spec.utd)
-    return offline + -(-spec.online_steps // max(1, n_collect)) * n_update
+    return offline + -(-learning // max(1, n_collect)) * n_update
 
 
 # config.json keys that do not change a run's numbers: a stored run whose config differs only in these resumes
@@ -295,6 +296,9 @@ def _build(spec: RunSpec, prepared: tuple):
     eval_env = task.make_env()
     # e.g. a budget that ends inside BEAR's warm-up; printed (sweep workers silence ``warnings``) and recorded
     budget_warnings = [str(w) for w in algo.budget_warnings(planned_updates(spec, algo))]
+    if spec.online_steps and algo.learns_online and algo.random_steps >= spec.online_steps:
+        budget_warnings.append(f"the online budget ({spec.online_steps} steps) ends inside the {algo.random_steps} "
+                               "random-action steps (random_steps): no online update")
 
     # the prior data, with the declared columns the harness computes (mc_return, next_act)
     buffer = columns.prior_buffer(algo, ds, algo.buffer_capacity(len(ds), spec.online_steps), device, spec.seed)

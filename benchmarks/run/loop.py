@@ -27,7 +27,7 @@ from algorithms.base import Rhythm, UserError
 from benchmarks.common import checkpoint, files
 from benchmarks.common.precision import autocast
 from benchmarks.common.provenance import code_identity
-from benchmarks.rollouts import Episode, collect, evaluate
+from benchmarks.rollouts import Episode, RandomPolicy, collect, evaluate
 from benchmarks.run.columns import fill_online
 from benchmarks.run.results import RunWriter
 
@@ -325,21 +325,25 @@ class RunLoop:
 
     def online_phase(self) -> None:
         """Blocks of (collect ``n_collect`` steps with the sampled policy, then ``n_update`` updates), evaluating
-        after the block that crosses each ``eval_every``; the budget's last step is always evaluated."""
+        after the block that crosses each ``eval_every``; the budget's last step is always evaluated. The first
+        ``Algorithm.random_steps`` steps are collected with uniformly random actions and run no update."""
         spec, algo, p = self.spec, self.algo, self.pos
         bs = algo.batch_size("online")
         n_collect, n_update = online_blocks(algo.online_rhythm(), spec.utd)
+        warm = min(algo.random_steps, spec.online_steps)  # RLPD's start_training: random actions, no update
+        explore = RandomPolicy(self.env.action_space)  # seeded at the switch, its state in every checkpoint
         ended: list[tuple[float, int, int]] = []
         while p.env_step < spec.online_steps:
-            n = min(n_collect, spec.online_steps - p.env_step)
-            collect(self.env, algo, self.buffer, p.episode, n, ended)
+            warming = p.env_step < warm
+            n = min(warm - p.env_step, n_collect) if warming else min(n_collect, spec.online_steps - p.env_step)
+            collect(self.env, explore if warming else algo, self.buffer, p.episode, n, ended)
             p.env_step += n
             fill_online(self.buffer, algo, [length for _, length, _ in ended], p.episode.steps)
             if ended:  # the training episodes that ended in this block (regret: mean failure over them)
                 self.writer.episode_rows([{**self.base, "env_step": p.env_step, "return": r, "length": length,
                                            "success": self._training_success(goal)} for r, length, goal in ended])
                 ended.clear()
-            if algo.learns_online:
+            if algo.learns_online and not warming:
                 algo.prepare_updates(self.buffer)
                 for _ in range(n_update):
                     self._update(bs, "online")

@@ -65,14 +65,18 @@ PAPER_ALGOS = ["awac", "sacfd", "bear", "awr", "bc", "iql"]
 MODERN_ALGOS = ["cql", "calql", "rebrac", "rlpd"]
 # The later baselines at sizes a CI check and a smoke test can afford (their official networks are 256-512 wide,
 # CQL/Cal-QL evaluate 3 x 10 sampled actions per row, RLPD runs 10 critics at 20 updates per step): smaller
-# networks, 4 sampled actions, 2 updates per step for RLPD; each keeps what makes it itself (the conservative
-# term, the lower bound, both BC penalties, the 10-critic ensemble with LayerNorm and the random-pair target).
+# networks, 4 sampled actions, 2 updates per step and no random-action steps for RLPD; each keeps what makes it
+# itself (the conservative term, the lower bound, both BC penalties, the 10-critic ensemble with LayerNorm and the
+# random-pair target).
 SMALL_MODERN: dict[str, dict] = {
     "cql": {"actor_hidden": (64, 64), "critic_hidden": (64, 64), "cql_n_actions": 4},
     "calql": {"actor_hidden": (64, 64), "critic_hidden": (64, 64), "cql_n_actions": 4},
     "rebrac": {"batch_size": 256, "actor_hidden": (64, 64, 64), "critic_hidden": (64, 64, 64)},
-    "rlpd": {"hidden_dims": (64, 64), "utd": 2},
+    "rlpd": {"hidden_dims": (64, 64), "utd": 2, "random_steps": 0},
 }
+# RLPD's 5000 random-action steps (README: --start_training 5000) are 0.5% of its 1M-step Adroit runs and 2% of its
+# 250k-step locomotion runs; scaled to a 4k-step online budget they are 20-80 steps, so the short presets run none
+# (at 5000 they would run no online update at all).
 SMOKE_OVERRIDES: dict[str, dict] = {"bear": {"warmup_steps": 50}, **SMALL_MODERN}
 
 PRESETS = {
@@ -97,6 +101,7 @@ PRESETS = {
                             eval_episodes=5, log_every=100, checkpoint_at_eval=False, checkpoint_every_min=0)),
     # the later baselines at the quick budget and their official sizes, one seed (issue 25's pilots)
     "pilot": dict(tasks=["pen-binary", "halfcheetah-awac"], seeds=[0], algos=MODERN_ALGOS,
+                  overrides={"rlpd": {"random_steps": 0}},
                   spec=dict(offline_steps=4_000, online_steps=4_000, utd=0.5, eval_every=500,
                             eval_every_offline=1_000, eval_episodes=5, log_every=250)),
     "main": dict(tasks=["pen-binary", "door-binary", "halfcheetah-awac", "walker2d-awac"], seeds=[0, 1, 2],
