@@ -81,7 +81,10 @@ def ends_at_goal(cfg) -> bool:
 def random_steps(cfg) -> int:
     """Online environment steps a run with this algorithm config takes with uniformly random actions, running no
     update, before its policy acts (its ``random_steps``; default 0): RLPD's ``--start_training``."""
-    return int(getattr(cfg, "random_steps", 0))
+    n = int(getattr(cfg, "random_steps", 0))
+    if n < 0:
+        raise UserError(f"config key 'random_steps': {n} is negative (a number of environment steps, 0 for none)")
+    return n
 
 
 def scalars(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -180,6 +183,7 @@ class Algorithm:
         self.cfg = config
         self.device = torch.device(device)
         self.grad_steps = 0
+        random_steps(config)  # a negative count is bad input before anything runs
 
     # -- the protocol's rhythm --------------------------------------------------------------
     @property

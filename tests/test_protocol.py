@@ -169,3 +169,22 @@ def test_fractional_utd_lengthens_the_collection_in_whole_blocks():
     assert planned_updates(spec, algorithms.make("awac", 3, 2)) == 4 + 10  # ceil(95 / 10) blocks of 1 update
     with pytest.raises(UserError, match="utd"):
         RunSpec(algo="awac", task="pen-binary-human", utd=0).validate()
+
+
+def test_random_steps_end_inside_a_block_and_the_policy_blocks_start_there(tmp_path):
+    """A rhythm of 10 steps per update (utd 0.1) with 42 random steps: random blocks of 10, 10, 10, 10 and 2, then
+    policy blocks of 10 from step 42 (the last of 3): ceil(53 / 10) = 6 updates, as planned."""
+    spec = RunSpec(algo="rlpd", task="pen-binary-human", offline_steps=0, online_steps=95, utd=0.1, eval_every=95,
+                   eval_episodes=1, overrides={"hidden_dims": [16, 16], "num_qs": 2, "batch_size": 32, "utd": 1,
+                                               "random_steps": 42})
+    algo = algorithms.make("rlpd", 45, 24, overrides=spec.overrides)
+    assert online_blocks(algo.online_rhythm(), spec.utd) == (10, 1)
+    assert planned_updates(spec, algo) == 6
+    run_dir = run(spec, str(tmp_path), progress=False)
+    assert pd.read_csv(f"{run_dir}/evals.csv")["grad_step"].tolist() == [0, 6]
+
+
+def test_negative_random_steps_are_bad_input():
+    with pytest.raises(UserError, match="random_steps"):
+        algorithms.make("rlpd", 3, 2, overrides={"random_steps": -1})
+

@@ -14,7 +14,7 @@ import torch
 
 from benchmarks.common import checkpoint
 from benchmarks.run.harness import RunSpec, run
-from benchmarks.run.loop import Faults
+from benchmarks.run.loop import Faults, action_seed
 
 SMALL = {"batch_size": 32, "actor_hidden": [32, 32], "critic_hidden": [32, 32]}
 # online budget past one 200-step pen episode, so a resumed run also crosses an env reset
@@ -160,7 +160,7 @@ def test_random_steps_act_uniformly_from_the_seeded_space_update_nothing_and_res
     assert (state["online"]["env_step"], state["algo"]["_grad_steps"]) == (30, 0)
     rows = torch.cat([torch.load(ckpt / f"rows-{k:05d}.pt", weights_only=True)["rows"] for k in state["chunks"]])
     space = get_task("pen-binary-human").make_env().action_space
-    space.seed(spec.seed)
+    space.seed(action_seed(spec.seed))
     expected = torch.as_tensor(np.stack([space.sample() for _ in range(30)]))
     obs_dim, act_dim = 45, 24
     torch.testing.assert_close(rows[:, obs_dim:obs_dim + act_dim], expected, rtol=0, atol=0)

@@ -71,6 +71,12 @@ def online_blocks(rhythm: Rhythm, utd: float) -> tuple[int, int]:
     return n_collect * ratio.denominator, n_update * ratio.numerator
 
 
+def action_seed(seed: int) -> int:
+    """The seed of the training env's action space (``random_steps``' uniform actions): derived from the run's
+    seed, so that it draws other numbers than the env's reset, which is seeded with the run's seed itself."""
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+
+
 def _param_sums(algo) -> dict[str, float]:
     sums = {}
     for name, m in algo.modules().items():
@@ -309,7 +315,8 @@ class RunLoop:
         """The one place where the phase changes: the algorithm's hook, the online episode starts, a checkpoint."""
         self.algo.on_phase_switch(self.buffer)
         self.pos.episode = Episode(self.env.reset(seed=self.spec.seed)[0])
-        self.env.action_space.seed(self.spec.seed)
+        # random_steps' actions: a stream of their own (the same seed would repeat the reset noise's numbers)
+        self.env.action_space.seed(action_seed(self.spec.seed))
         self.pos.stage = "online"
         self.bar.update(0, phase="online")
         self.tick(True)
