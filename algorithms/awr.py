@@ -274,7 +274,8 @@ class AWR(Algorithm):
     presets = {
         # awr_configs.py has no Adroit entry, so the code would run awr_agent.py's defaults
         "hand": {},
-        # the settings every MuJoCo entry of awr_configs.py shares; pick the per-env preset where it exists
+        # the settings every MuJoCo entry of awr_configs.py shares; a task of one of the environments below
+        # picks that environment's preset instead (harness.task_preset)
         "mujoco": dict(_MUJOCO),
         "halfcheetah": {**_MUJOCO, "actor_lr": 5e-5, "action_std": 0.4},   # awr_configs.py "HalfCheetah-v2"
         "hopper": {**_MUJOCO, "actor_lr": 1e-4, "action_std": 0.4},        # awr_configs.py "Hopper-v2"

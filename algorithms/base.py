@@ -156,7 +156,8 @@ class Algorithm:
       is the algorithm's to write (AWR's returns and advantages, in ``prepare_updates``).
     - ``pretrains``: if False the offline phase takes no gradient steps (RLPD); the prior data still fills the
       buffer and the switch is still evaluated.
-    - ``presets``: named config overrides, e.g. AWAC's "hand" variant; a task may pick one by family.
+    - ``presets``: named config overrides, e.g. AWAC's "hand" variant; a task picks the one named after its
+      environment (``Task.score_family``: AWR's "halfcheetah") or else its family ("hand", "mujoco") where it exists.
     - a config key ``end_at_goal`` (``ends_at_goal``), on tasks with a goal (the binary hand tasks): the harness
       makes every step at the goal terminal, in the prior data (whose trajectories it cuts after their last step
       at the goal, dropping those that never reach it) and online (an episode ends at its first step there;

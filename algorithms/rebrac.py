@@ -35,8 +35,9 @@ row's target has no next-state term anyway). Online the critic's coefficient is 
 never read (CORL stores the actor's action at s' for them).
 
 Departures: ``use_calibration`` (CORL: max(y, mc_return)) is off in every config and not implemented;
-``reset_opts`` (off) neither; the BC decay's horizon ``bc_decay_updates`` stands for CORL's ``num_online_updates``
-and should be the run's online update budget.
+``reset_opts`` (off) neither. The BC decay's horizon ``bc_decay_updates`` is CORL's ``num_online_updates``, its
+1M-update online budget: a shorter run follows CORL's schedule for its first k updates (beta_pi at 0.92 of its
+offline value after 80k), not a schedule compressed into its own budget (``--set bc_decay_updates=N`` for that).
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class ReBRAC(Algorithm):
         "mujoco": {},
         # configs/rebrac/pen/pen_cloned.yaml (= CORL configs/finetune/rebrac/pen/cloned_v1.yaml): D4RL's "cloned"
         # data (human demonstrations + BC rollouts) is the AWAC hand data's recipe; pen is the family's default
+        # (a task picks its environment's preset where one exists: harness.task_preset)
         "hand": {**_ADROIT, "actor_bc_coef": 0.05, "critic_bc_coef": 0.5},
         "pen": {**_ADROIT, "actor_bc_coef": 0.05, "critic_bc_coef": 0.5},
         # configs/rebrac/door/door_cloned.yaml, configs/rebrac/relocate/relocate_cloned.yaml

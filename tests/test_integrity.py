@@ -319,6 +319,28 @@ def test_an_explicit_preset_is_its_own_algorithm_in_the_results(tmp_path):
     assert spec(algo="awac", algo_preset="hand").label("mujoco") == "awac-hand"  # a real variant there
 
 
+def test_a_task_picks_its_environments_preset_then_its_familys():
+    """AWR's per-environment settings (awr_configs.py) on its environments, its shared MuJoCo settings elsewhere;
+    ReBRAC's per-task BC coefficients on door and relocate; AWAC's hand variant on every hand task; none for
+    SACfD. Naming that preset explicitly is the same algorithm in the results."""
+    import algorithms
+    from benchmarks.run.harness import check_spec, task_preset
+    from benchmarks.tasks.registry import get_task
+
+    def picked(algo, task):
+        return task_preset(get_task(task), algorithms.get(algo))
+
+    assert picked("awr", "halfcheetah-awac") == "halfcheetah" and picked("awr", "walker2d-awac") == "walker2d"
+    assert picked("awr", "pen-binary") == "hand" and picked("awac", "door-binary") == "hand"
+    assert picked("rebrac", "door-binary") == "door" and picked("rebrac", "relocate-binary") == "relocate"
+    assert picked("sacfd", "pen-binary") is None
+    _, _, preset, cfg = check_spec(spec(algo="awr", task="walker2d-awac"))
+    assert (preset, cfg.actor_lr, cfg.action_std) == ("walker2d", 2.5e-5, 0.4)
+    _, _, preset, cfg = check_spec(spec(algo="rebrac", task="door-binary"))
+    assert (preset, cfg.actor_bc_coef, cfg.critic_bc_coef) == ("door", 0.01, 0.1)
+    assert spec(algo="awr", algo_preset="walker2d").label(picked("awr", "walker2d-awac")) == "awr"
+
+
 def test_the_main_grid():
     from benchmarks.sweeps.presets import grid, split_algo
 

@@ -88,11 +88,11 @@ class RunSpec:
     checkpoint_every_min: float = _arg(10.0, "minutes between checkpoints at the most (a checkpoint also follows "
                                                  "every evaluation; <= 0: only at evaluations)")
 
-    def label(self, family: str | None = None) -> str:
+    def label(self, task_preset: str | None = None) -> str:
         """The algorithm as results name it: its registry name, with an explicitly chosen preset appended
         (``sacfd-prior``, the paper's SAC+BC, is another baseline than ``sacfd``), unless that preset is the one
-        the task's ``family`` picks anyway (``--algo-preset hand`` on a hand task is plain AWAC)."""
-        return f"{self.algo}-{self.algo_preset}" if self.algo_preset and self.algo_preset != family else self.algo
+        the task picks anyway (``task_preset``: ``--algo-preset hand`` on a hand task is plain AWAC)."""
+        return f"{self.algo}-{self.algo_preset}" if self.algo_preset and self.algo_preset != task_preset else self.algo
 
     @property
     def run_id(self) -> str:
@@ -114,12 +114,19 @@ class RunSpec:
             raise UserError(f"device '{self.device}' requested but CUDA is not available")
 
 
+def task_preset(task, cls) -> str | None:
+    """The preset a task picks when the run names none: the one named after the task's environment
+    (``score_family``: AWR's per-environment settings of awr_configs.py, ReBRAC's per-task BC coefficients) where
+    the algorithm has it, else the one named after its family (``hand``, ``mujoco``), else none."""
+    return next((p for p in (task.score_family, task.family) if p and p in cls.presets), None)
+
+
 def check_spec(spec: RunSpec):
     """The checks of a run's input that need neither its environment nor its data: (task, class, preset, config)."""
     spec.validate()
     task = get_task(spec.task, spec.dataset, spec.env)
     cls = algorithms.get(spec.algo)
-    preset = spec.algo_preset if spec.algo_preset else (task.family if task.family in cls.presets else None)
+    preset = spec.algo_preset if spec.algo_preset else task_preset(task, cls)
     cfg = algorithms.resolve_config(spec.algo, preset, spec.overrides)
     return task, cls, preset, cfg
 
@@ -313,7 +320,7 @@ def _build(spec: RunSpec, prepared: tuple):
                        torch.as_tensor(ds.act[diag_idx], device=device), float(ds.mc_returns(gamma)[diag_idx].mean()))
 
     config = {**dataclasses.asdict(spec), "run_id": spec.run_id, "algo_preset_resolved": preset,
-              "algo_label": spec.label(task.family),
+              "algo_label": spec.label(task_preset(task, type(algo))),
               "algo_config": cfg.to_dict(), "task_env_id": task.env_id,
               # paths relative to the project root (or ~/...), never this machine's absolute prefix
               "dataset": portable_path(spec.dataset), "dataset_path": portable_path(task.dataset_path),
