@@ -98,7 +98,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     mujoco_recipe_task("HalfCheetah-v5", demo_noise=0.7),
     mujoco_recipe_task("Walker2d-v5"),
     mujoco_recipe_task("Hopper-v5"),
-    mujoco_recipe_task("Ant-v5"),
+    mujoco_recipe_task("Ant-v5", demo_noise=0.5),
     # The regression check's task (``awac-bench check``): a few seconds to generate. Its 150 uniform-random
     # episodes (a third of the rows) put bad actions beside good ones, so that a wrong advantage weighting moves
     # the numbers within a few hundred updates, and ~150 terminal states (Hopper falls), so that a bootstrap
