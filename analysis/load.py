@@ -162,7 +162,7 @@ def read_run_files(run_dir: Path, notes: list[str]) -> tuple[dict, pd.DataFrame,
 
 def algo_label(config: dict) -> str:
     """The algorithm as the run's rows name it (``RunSpec.label``, recorded as ``algo_label``: ``sacfd`` with
-    preset ``prior`` is ``sacfd-prior``, the paper's SAC+BC); runs written before the label existed name it by
+    preset ``prior`` is ``sacfd-prior``, SACfD-pretrain); runs written before the label existed name it by
     ``algo`` alone, as their rows do."""
     return str(config.get("algo_label") or config["algo"])
 

@@ -93,7 +93,7 @@ def test_claim_g_awac_curve_above_sacfd_and_sac_bc():
     assert fidelity.claim_g(table(curves), TASKS).verdict == REPRODUCED
     dip_but_ahead = {**curves, "sacfd-prior": dict(auc=80)}
     assert fidelity.claim_g(table(dip_but_ahead), TASKS).verdict == NOT_REPRODUCED
-    assert fidelity.claim_g(table(BASE), TASKS).verdict == INCONCLUSIVE  # no SAC+BC runs: n/a
+    assert fidelity.claim_g(table(BASE), TASKS).verdict == INCONCLUSIVE  # no SACfD-pretrain runs: n/a
 
 
 def test_claims_lacking_runs_are_inconclusive_not_refuted():

@@ -301,7 +301,7 @@ def test_regret_known_answers():
 
 # -- the main grid's labels ----------------------------------------------------------------------------------
 def test_an_explicit_preset_is_its_own_algorithm_in_the_results(tmp_path):
-    """SACfD with its ``prior`` preset (the paper's SAC+BC) is named ``sacfd-prior`` in every row, so that the
+    """SACfD with its ``prior`` preset (SACfD-pretrain) is named ``sacfd-prior`` in every row, so that the
     analysis keeps it apart from plain SACfD; a family preset (AWAC's ``hand``) is not appended."""
     from analysis.load import load_results
     from analysis.style import display_name
@@ -313,7 +313,7 @@ def test_an_explicit_preset_is_its_own_algorithm_in_the_results(tmp_path):
     run(spec(algo="sacfd", overrides=dict(small, bc_init_steps=0), offline_steps=20, online_steps=20,
              eval_every=20, utd=0.5), out, progress=False)
     res = load_results(out)
-    assert sorted(res.runs["algo"]) == ["sacfd", "sacfd-prior"] and display_name("sacfd-prior") == "SAC+BC"
+    assert sorted(res.runs["algo"]) == ["sacfd", "sacfd-prior"] and display_name("sacfd-prior") == "SACfD-pretrain"
     assert set(res.evals["algo"]) == {"sacfd", "sacfd-prior"}
     assert spec(algo="awac").label("hand") == "awac" and spec(algo="awac", algo_preset="hand").label("hand") == "awac"
     assert spec(algo="awac", algo_preset="hand").label("mujoco") == "awac-hand"  # a real variant there

@@ -90,7 +90,7 @@ class RunSpec:
 
     def label(self, task_preset: str | None = None) -> str:
         """The algorithm as results name it: its registry name, with an explicitly chosen preset appended
-        (``sacfd-prior``, the paper's SAC+BC, is another baseline than ``sacfd``), unless that preset is the one
+        (``sacfd-prior``, SACfD-pretrain, is another baseline than ``sacfd``), unless that preset is the one
         the task picks anyway (``task_preset``: ``--algo-preset hand`` on a hand task is plain AWAC)."""
         return f"{self.algo}-{self.algo_preset}" if self.algo_preset and self.algo_preset != task_preset else self.algo
 

@@ -33,11 +33,12 @@
   budget, seed 0: a first look before a grid includes them.
 * ``main``: the reference grid (issue "A grid that can show learning"): the paper's update ratio on data of the
   paper's quality. pen-binary, door-binary (human demonstrations), halfcheetah-awac and walker2d-awac (experts
-  at 90% of the paper's; docs/TASKS.md "Data quality"); AWAC, SACfD, SAC+BC (``sacfd:prior``: the paper's
-  appendix "Baseline Implementation Details" initialises its SAC baseline's policy by behaviour cloning), BEAR,
-  AWR, BC and IQL; seeds 0-2; the paper launchers' offline steps (``q_num_pretrain2_steps``: 25k hand, 50k
-  MuJoCo); online environment steps at **1 update per step**; evaluations every 5k steps with 20 episodes
-  (10 would make one episode worth 10 points of success). AWAC at batch 256 (the paper's 1024: a stated cut),
+  at 90% of the paper's; docs/TASKS.md "Data quality"); AWAC, SACfD, SACfD-pretrain (``sacfd:prior``, the
+  issue's "SAC+BC": the paper's appendix "Baseline Implementation Details" initialises its SAC baseline's policy
+  by behaviour cloning), BEAR, AWR, BC and IQL; seeds 0-2; the paper launchers' offline steps
+  (``q_num_pretrain2_steps``: 25k hand, 50k MuJoCo); online environment steps at **1 update per step**;
+  evaluations every 5k steps with 20 episodes (10 would make one episode worth 10 points of success). AWAC at
+  batch 256 (the paper's 1024: a stated cut),
   the others at their defaults. Declared cuts if it does not fit 24 h on 2 cores, in this order: BEAR with
   d3rlpy's 256-256 networks (as ``check``), then 80k online steps instead of 100k. The estimate
   (``scripts/grid_estimate.py``, from the standard grid's measured run times) needed both: 36.4 h as specified,
