@@ -41,7 +41,7 @@ RUN = "_run"  # the run folder name, carried on every row while loading
 BOUNDED_SOURCES = ("normalized_score", "success_rate")
 
 RUN_COLUMNS = (
-    "run_id", "algo", "task", "seed", "offline_steps", "online_steps", "eval_every", "complete",
+    "run_id", "algo", "task", "seed", "offline_steps", "online_steps", "eval_every", "utd", "eval_episodes", "complete",
     "n_offline_evals", "n_online_evals", "last_grad_step", "last_env_step", "reached_switch",
     "reached_budget", "failed", "path",
 )  # fmt: skip
@@ -156,6 +156,7 @@ def read_run_files(run_dir: Path, notes: list[str]) -> tuple[dict, pd.DataFrame,
     train = _read_or_empty(run_dir / "train.csv", schema.TRAIN_COLUMNS, schema.TRAIN_STR, complete, notes)
     info = {"run_id": run_dir.name, "complete": complete, "path": str(run_dir), "failed": failed_reason(run_dir)}
     info.update({k: config[k] for k in schema.CONFIG_KEYS})
+    info.update({k: config.get(k) for k in ("utd", "eval_episodes")})  # the budget's other terms (None: unrecorded)
     info["algo"] = algo_label(config)
     return info, evals.assign(**{RUN: run_dir.name}), train.assign(**{RUN: run_dir.name})
 

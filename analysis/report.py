@@ -176,6 +176,7 @@ def _data_section(results: Results, flagged: dict[str, list[str]] | None = None)
         f"- {len(runs)} run{plural}: {len(runs) - len(unfinished)} finished, {len(unfinished)} unfinished "
         f"(no `DONE`){unfinished_text}.",
         f"- Algorithms: {algos}; tasks: {task_names}.",
+        *_budget_lines(runs),
         f"- Not run: {', '.join(absent)}." if absent else "- Every algorithm ran on every task.",
         *flag_text,
         *([f"- {n_failed} of the unfinished runs failed: see *Failed runs*."] if n_failed else []),
@@ -193,6 +194,23 @@ def _data_section(results: Results, flagged: dict[str, list[str]] | None = None)
         tables.to_markdown(seeds.rename(columns=display_name), "Task"),
         "",
     ]
+
+
+def _budget_lines(runs: pd.DataFrame) -> list[str]:
+    """The budgets the runs' config.json record (one line per distinct budget, with its run count), and the
+    finished runs whose last online evaluation fell short of their own budget."""
+    keys = ["offline_steps", "online_steps", "utd", "eval_every", "eval_episodes"]
+    lines = ["- Budget (config.json):"]
+    for values, group in runs.groupby(keys, dropna=False, sort=True):
+        off, on, utd, every, episodes = (None if pd.isna(v) else v for v in values)
+        ratio = f"at {utd:g} update{'' if utd == 1 else 's'} per step" if utd is not None else "(ratio unrecorded)"
+        evals = f"{int(episodes)} evaluation episodes" if episodes is not None else "evaluation episodes unrecorded"
+        lines.append(f"  - {int(off):,} offline gradient steps, then {int(on):,} online environment steps "
+                     f"{ratio}; {evals} every {int(every):,} steps: {len(group)} run{'' if len(group) == 1 else 's'}")
+    short = runs.loc[runs["complete"] & (runs["online_steps"] > 0) & ~runs["reached_budget"], "run_id"].tolist()
+    if short:
+        lines.append(f"- **Finished short of their online budget**: {', '.join(f'`{r}`' for r in short)}.")
+    return lines
 
 
 def _success_section(results: Results) -> list[str]:

@@ -438,6 +438,31 @@ def test_success_section_known_answer():
     assert _success_section(SimpleNamespace(evals=pd.DataFrame(rows[-1:]))) == []
 
 
+def test_budget_lines_group_runs_and_name_the_short_ones():
+    """One line per distinct budget with its run count; a finished run whose online evaluations stop before its
+    own budget is named; unfinished and offline-only runs are not; an unrecorded ratio says so."""
+    from analysis.report import _budget_lines
+
+    def row(rid, off, on, utd, complete=True, reached=True):
+        return dict(run_id=rid, offline_steps=off, online_steps=on, utd=utd, eval_every=5000, eval_episodes=20,
+                    complete=complete, reached_budget=reached)
+
+    runs = pd.DataFrame([row("a", 25000, 80000, 1.0), row("b", 25000, 80000, 1.0), row("c", 50000, 80000, 1.0),
+                         row("d", 50000, 80000, 1.0, reached=False), row("e", 50000, 80000, 1.0, complete=False,
+                                                                          reached=False),
+                         row("f", 100, 0, 0.5, reached=False), row("g", 100, 100, None)])
+    lines = _budget_lines(runs)
+    assert lines[1:4] == [
+        "  - 100 offline gradient steps, then 0 online environment steps at 0.5 updates per step; "
+        "20 evaluation episodes every 5,000 steps: 1 run",
+        "  - 100 offline gradient steps, then 100 online environment steps (ratio unrecorded); "
+        "20 evaluation episodes every 5,000 steps: 1 run",
+        "  - 25,000 offline gradient steps, then 80,000 online environment steps at 1 update per step; "
+        "20 evaluation episodes every 5,000 steps: 2 runs",
+    ]
+    assert lines[4].endswith(": 3 runs") and lines[5] == "- **Finished short of their online budget**: `d`."
+
+
 def test_make_report_out_dir_and_offline_only_runs(tmp_path, monkeypatch):
     # Figures are covered above; here they are stubbed out to keep the test fast.
     from analysis import plots
