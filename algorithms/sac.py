@@ -3,9 +3,10 @@
 SACfD is the AWAC paper's main off-policy baseline (Sec. 5.2): SAC whose replay buffer is seeded with
 the offline data and which is pretrained on it with ordinary SAC updates before online fine-tuning.
 The data-in-buffer and offline-phase parts are the harness's protocol; this file is SAC's update.
-SACfD-pretrain (preset ``prior``; the paper's Sec. 4 name) first fits the actor to the dataset by behaviour cloning,
-as the paper's appendix ("Baseline Implementation Details") says its SAC baseline does; then the offline phase
-runs ordinary SAC updates, as for SACfD. It is not the paper's "SAC+BC" (a BC loss in the actor update throughout).
+SACfD-pretrain (preset ``prior``; the name in the paper's challenges section) first fits the actor to the
+dataset by behaviour cloning, as the paper's appendix ("Baseline Implementation Details") says its SAC baseline
+does; then the offline phase runs ordinary SAC updates, as for SACfD. It is not the paper's "SAC+BC" (a BC loss
+in the actor update throughout): docs/FIDELITY.md, "Which SAC baselines".
 
 One gradient step on {(s, a, r, s', d)}:
 
@@ -56,7 +57,8 @@ class SACConfig(Config):
     target_entropy: float | None = None
     # initial temperature alpha = 1 (log alpha = 0), as rlkit's SACTrainer and CleanRL start
     init_alpha: float = 1.0
-    # SACfD-pretrain (AWAC paper Sec. 4, appendix): behaviour-cloning steps that initialise the actor; 0 = plain SACfD
+    # SACfD-pretrain (AWAC paper, challenges section and appendix): behaviour-cloning steps that initialise
+    # the actor; 0 = plain SACfD
     bc_init_steps: int = 0
 
 
