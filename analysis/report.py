@@ -277,11 +277,21 @@ def _fidelity_section(results: Results, metrics: pd.DataFrame) -> list[str]:
     if short:
         lines[2:2] = [f"**These runs are shorter than the declared experiment ({fidelity.DECLARED_ONLINE_STEPS:,} "
                       "online steps, `awac-bench sweep --preset main`): the verdicts below apply the declared "
-                      "tests to this budget and are not the fidelity result; see `results/main`.** At this "
-                      "budget the report can show the offline phase, the score at the switch and the first online "
-                      "steps (the drop); it cannot show how far each algorithm improves online (most curves move "
-                      "by less than the evaluation noise), so it cannot test the paper's claims.", ""]
+                      "tests to this budget and are not the fidelity result; see `results/main`.** "
+                      f"{_short_budget_text(results.runs)}", ""]
     return lines
+
+
+def _short_budget_text(runs: pd.DataFrame) -> str:
+    """What a budget shorter than the declared one can and cannot show, with its own numbers."""
+    online = int(runs["online_steps"].max()) if len(runs) else 0
+    episodes = runs["eval_episodes"].dropna() if "eval_episodes" in runs else pd.Series(dtype=float)
+    noise = (f", {int(episodes.min())} evaluation episodes per point: one episode moves a success rate by "
+             f"{100 / episodes.min():.0f} points" if len(episodes) and episodes.min() > 0 else "")
+    return (f"At this budget ({online:,} online steps{noise}) the report shows the offline phase, the score at the "
+            "switch, the first online steps (the drop) and online changes large enough to clear the evaluation "
+            "noise; most differences between algorithms do not clear it over so few steps and seeds, so these "
+            "verdicts do not test the paper's claims.")
 
 
 def render_report(

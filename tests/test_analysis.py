@@ -412,6 +412,7 @@ def test_make_report_writes_everything(results_dir, capsys):
     assert "## Success: two readings" in text and "| pen-binary |" in text.split("two readings")[1]
     fidelity_section = text.split("## Fidelity")[1].split("## Figures")[0]
     assert "shorter than the declared experiment" in fidelity_section  # these runs are not the standard preset
+    assert f"({ONLINE_STEPS:,} online steps) the report shows" in fidelity_section  # no episodes recorded: no noise
     assert all(f"({c})" in fidelity_section for c in "abcde")
     assert str(report) in capsys.readouterr().out
 
@@ -461,6 +462,15 @@ def test_budget_lines_group_runs_and_name_the_short_ones():
         "20 evaluation episodes every 5,000 steps: 2 runs",
     ]
     assert lines[4].endswith(": 3 runs") and lines[5] == "- **Finished short of their online budget**: `d`."
+
+
+def test_short_budget_text_states_its_own_budget_and_noise():
+    from analysis.report import _short_budget_text
+
+    runs = pd.DataFrame({"online_steps": [4000, 4000], "eval_episodes": [5, 10]})
+    assert _short_budget_text(runs).startswith(
+        "At this budget (4,000 online steps, 5 evaluation episodes per point: one episode moves a success rate by "
+        "20 points) the report shows")
 
 
 def test_make_report_out_dir_and_offline_only_runs(tmp_path, monkeypatch):
