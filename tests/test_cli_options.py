@@ -46,6 +46,15 @@ def test_sweep_and_speed_take_the_shared_fields():
         "algo": "bc", "overrides": {}, "device": "cpu", "threads": 2, "bf16": False}
 
 
+def test_the_sweep_help_names_every_preset(capsys):
+    from benchmarks.sweeps.presets import PRESETS
+
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    assert " | ".join(PRESETS) in text
+
+
 def test_a_bad_option_value_is_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         cli.build_parser().parse_args([*BASE, "--offline-steps", "many"])

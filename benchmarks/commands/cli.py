@@ -94,7 +94,9 @@ def _add_run_commands(sub) -> None:
     r.add_argument("--allow-code-change", action="store_true", help=_ALLOW_CODE_CHANGE)
 
     s = sub.add_parser("sweep", help="the algorithm x task x seed grid of a preset, one process per core")
-    s.add_argument("--preset", required=True, help="smoke | quick | standard | paper")
+    # the names of benchmarks/sweeps/presets.py, written out: importing it (torch) would slow --help
+    s.add_argument("--preset", required=True,
+                   help="smoke | quick | standard | check | pilot | main | paper (benchmarks/sweeps/presets.py)")
     s.add_argument("--out", required=True)
     s.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     s.add_argument("--algos", help="comma-separated subset of algorithms")
