@@ -285,7 +285,7 @@ def _fidelity_section(results: Results, metrics: pd.DataFrame) -> list[str]:
 def _short_budget_text(runs: pd.DataFrame) -> str:
     """What a budget shorter than the declared one can and cannot show, with its own numbers."""
     online = int(runs["online_steps"].max()) if len(runs) else 0
-    episodes = runs["eval_episodes"].dropna() if "eval_episodes" in runs else pd.Series(dtype=float)
+    episodes = runs["eval_episodes"].dropna()  # None where config.json predates the key
     noise = (f", {int(episodes.min())} evaluation episodes per point: one episode moves a success rate by "
              f"{100 / episodes.min():.0f} points" if len(episodes) and episodes.min() > 0 else "")
     return (f"At this budget ({online:,} online steps{noise}) the report shows the offline phase, the score at the "
