@@ -28,6 +28,8 @@ class Batch(NamedTuple):
     ``done`` is 1.0 where the transition ended in a true terminal state (never at a time limit).
     ``extras``: named per-row columns an algorithm declares in ``batch_extras`` (e.g. AWR's ``ret`` and ``adv``,
     which it writes into the buffer itself), each a [B] tensor.
+    ``demo``: for an algorithm that declares ``demo_batch_size``, a second minibatch of that many rows drawn from
+    the prior data's demonstration rows only (SAC+BC's behaviour-cloning batch); else None.
     """
 
     obs: torch.Tensor
@@ -36,6 +38,7 @@ class Batch(NamedTuple):
     next_obs: torch.Tensor
     done: torch.Tensor
     extras: dict[str, torch.Tensor] = {}
+    demo: Batch | None = None
 
 
 class Rhythm(NamedTuple):
@@ -164,6 +167,8 @@ class Algorithm:
       evaluation keeps the task's own episodes and success rule). Cal-QL's and CQL's hand protocol.
     - a config key ``random_steps``: the first that many online environment steps take
       uniformly random actions and run no update (RLPD's ``--start_training``); evaluations go on as scheduled.
+    - ``demo_batch_size``: rows of a second minibatch, drawn from the prior data's demonstration rows only and
+      passed as ``Batch.demo`` with every batch (SAC+BC's behaviour-cloning term).
 
     An algorithm knows nothing of speed options: the harness runs ``update`` as it is (``--bf16`` wraps the whole
     call in autocast from outside).
@@ -210,6 +215,12 @@ class Algorithm:
         """The online rhythm (``Rhythm``); the default is one update per environment step. AWR collects
         ``samples_per_iter`` steps, then runs its block of value and policy steps."""
         return Rhythm(1, 1)
+
+    def demo_batch_size(self) -> int:
+        """Rows of the demonstration minibatch that comes with every batch (``Batch.demo``); 0 (default): none.
+        The demonstration rows are the prior data's rows that its file marks as such (``Dataset.demo``); a file
+        that marks none counts every prior row as a demonstration, and the run records a warning."""
+        return 0
 
     def online_mix(self) -> float | None:
         """The share of every online batch drawn from the prior data's rows (the rest from the online rows, e.g.

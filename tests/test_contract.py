@@ -9,7 +9,7 @@ import torch
 import algorithms
 from algorithms.base import UserError
 from benchmarks.data.dataset import Dataset
-from benchmarks.run.columns import prior_buffer
+from benchmarks.run.columns import minibatch, prior_buffer
 
 OBS, ACT = 7, 3
 
@@ -20,7 +20,8 @@ def filled_buffer(algo, n=600, seed=0):
     done[np.arange(49, n, 50)] = 1.0
     f32 = np.float32
     ds = Dataset(rng.standard_normal((n, OBS)).astype(f32), rng.uniform(-1, 1, (n, ACT)).astype(f32),
-                 rng.standard_normal(n).astype(f32), rng.standard_normal((n, OBS)).astype(f32), done, np.zeros(n, bool))
+                 rng.standard_normal(n).astype(f32), rng.standard_normal((n, OBS)).astype(f32), done, np.zeros(n, bool),
+                 demo=np.arange(n) < 100)  # the first two episodes are demonstrations (SAC+BC's batch)
     return prior_buffer(algo, ds, n, seed=seed)  # with the columns the algorithm declares, as the harness fills them
 
 
@@ -44,7 +45,7 @@ def test_update_returns_finite_floats_and_changes_parameters(algo):
     before = params(algo)
     for _ in range(3):
         algo.prepare_updates(buf)
-        metrics = algo.update(buf.sample(min(algo.batch_size("offline"), 256)))
+        metrics = algo.update(minibatch(buf, algo, min(algo.batch_size("offline"), 256), "offline"))
         assert metrics, "update must report at least one metric"
         for k, v in metrics.items():
             assert isinstance(v, float) and math.isfinite(v), (k, v)
@@ -66,7 +67,7 @@ def test_save_load_gives_identical_actions(algo, tmp_path):
     buf = filled_buffer(algo)
     for _ in range(2):
         algo.prepare_updates(buf)
-        algo.update(buf.sample(64))
+        algo.update(minibatch(buf, algo, 64, "offline"))
     path = tmp_path / "state.pt"
     algo.save(str(path))
     torch.manual_seed(123)
@@ -82,8 +83,9 @@ def test_save_load_gives_identical_actions(algo, tmp_path):
     assert other.grad_steps == algo.grad_steps
     # the optimizer state came along too: one more identical update gives identical parameters
     torch.manual_seed(9)
-    b = buf.sample(64)
-    b = type(b)(*(t.clone() for t in b[:5]), {k: v.clone() for k, v in b.extras.items()})
+    b = minibatch(buf, algo, 64, "offline")
+    demo = None if b.demo is None else type(b)(*(t.clone() for t in b.demo[:5]))
+    b = type(b)(*(t.clone() for t in b[:5]), {k: v.clone() for k, v in b.extras.items()}, demo)
     torch.manual_seed(9)
     algo.prepare_updates(buf)
     algo.update(b)

@@ -13,6 +13,7 @@ import torch
 import algorithms
 from algorithms import networks
 from benchmarks.commands.speed import synthetic_buffer
+from benchmarks.run.columns import minibatch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -24,7 +25,7 @@ def test_every_algorithm_updates_on_cuda(name):
     buf = synthetic_buffer(7, 3, 600, "cuda", algo, algo.buffer_capacity(600, 0))
     for _ in range(3):
         algo.prepare_updates(buf)
-        metrics = algo.update(buf.sample(64))
+        metrics = algo.update(minibatch(buf, algo, 64, "offline"))
         assert all(math.isfinite(v) for v in metrics.values()), metrics
     assert algo.act(buf.obs[:4].cpu().numpy(), deterministic=False).shape == (4, 3)
 

@@ -209,7 +209,7 @@ def test_checkpoints_also_come_on_the_clock(tmp_path):
 def test_every_algorithm_saves_and_loads_its_state_with_weights_only(tmp_path, name):
     import algorithms
     from benchmarks.data.dataset import Dataset
-    from benchmarks.run.columns import prior_buffer
+    from benchmarks.run.columns import minibatch, prior_buffer
 
     def trained(seed):
         torch.manual_seed(seed)
@@ -221,7 +221,7 @@ def test_every_algorithm_saves_and_loads_its_state_with_weights_only(tmp_path, n
         buf = prior_buffer(algo, ds, 64, seed=seed)
         algo.prepare_updates(buf)
         for _ in range(3):
-            algo.update(buf.sample(16))
+            algo.update(minibatch(buf, algo, 16, "offline"))
         return algo
 
     a, b = trained(0), trained(1)

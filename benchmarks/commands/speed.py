@@ -1,6 +1,7 @@
 """``awac-bench speed``: training steps per second of any registered algorithm (it knows none by name).
 
-A *training step* is what the harness does per gradient step: ``buffer.sample(B)`` and ``algo.update(batch)``,
+A *training step* is what the harness does per gradient step: ``columns.minibatch`` (``buffer.sample(B)``, with a
+demonstration batch where the algorithm draws one) and ``algo.update(batch)``,
 with ``algo.prepare_updates(buffer)`` before every block of ``algo.online_rhythm().updates`` updates (AWR: 1500,
 the others: 1), past any warm-up (``Algorithm.past_warmup``). FLOPs per update: ``FlopCounterMode`` over one
 block on an eager float32 copy. Ceiling: the rate of a hot float32 B x 256 x 256 ``torch.mm`` over those FLOPs
@@ -103,6 +104,7 @@ def make_algo(name: str, obs_dim: int, act_dim: int, batch: int | None, device="
 def training_step(algo, buffer, batch: int, bf16: bool = False) -> tuple[Callable[[], None], int]:
     """(one training step as the harness runs it, the block length: prepare_updates starts every block)."""
     from benchmarks.common.precision import autocast
+    from benchmarks.run.columns import minibatch
 
     block = max(1, algo.online_rhythm().updates)
     count = [0]
@@ -112,7 +114,7 @@ def training_step(algo, buffer, batch: int, bf16: bool = False) -> tuple[Callabl
             algo.prepare_updates(buffer)
         count[0] += 1
         with autocast(buffer.device, bf16):
-            algo.update(buffer.sample(batch))
+            algo.update(minibatch(buffer, algo, batch, "offline"))
 
     return step, block
 
@@ -213,6 +215,7 @@ def online_rates(name: str, batch: int, device, seconds: float, overrides: dict 
         return {"env_steps_per_s": None, "env_error": f"{type(e).__name__}: {e}"}
     from benchmarks.common.precision import autocast
     from benchmarks.rollouts import Episode, collect
+    from benchmarks.run.columns import minibatch
 
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     actions = np.random.default_rng(0).uniform(-1, 1, (1000, act_dim)).astype(np.float32)
@@ -236,7 +239,7 @@ def online_rates(name: str, batch: int, device, seconds: float, overrides: dict 
             algo.prepare_updates(buffer)
             with autocast(buffer.device, bf16):
                 for _ in range(n_update):
-                    algo.update(buffer.sample(batch))
+                    algo.update(minibatch(buffer, algo, batch, "offline"))
 
     iteration()
     chunks = interleave({"raw": (raw, calls_for(raw, 0.25, minimum=100)),

@@ -58,6 +58,8 @@ class ReplayBuffer:
         self.ptr = 0    # next row to write
         self.protected = 0  # rows [0, protected) are never overwritten (``protect``)
         self.added = 0      # rows ever appended (prior and online): checkpoints save the rows added since the last
+        # positions of the prior data's demonstration rows (``sample_demo``), set by whoever loads the prior data
+        self.demo_rows: torch.Tensor | None = None
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(int(seed))
         # CPU: numpy views of the same memory make the one-row writes of ``add`` ~5x cheaper
@@ -163,6 +165,14 @@ class ReplayBuffer:
                          self.protected + torch.randint(0, n_online, (batch_size - k,), generator=self._gen,
                                                         device=self.device)])
         return self._gather(idx)
+
+    def sample_demo(self, batch_size: int) -> Batch:
+        """Uniform minibatch from the demonstration rows (``demo_rows``) only: SAC+BC's behaviour-cloning batch,
+        rlkit's ``demo_train_buffer``. Drawn with the buffer's own generator, so it is checkpointed with it."""
+        if self.demo_rows is None or not len(self.demo_rows):
+            raise RuntimeError("no demonstration rows to sample from (demo_rows is unset or empty)")
+        k = torch.randint(0, len(self.demo_rows), (batch_size,), generator=self._gen, device=self.device)
+        return self._gather(self.demo_rows[k])
 
     def _gather(self, idx: torch.Tensor) -> Batch:
         widths = [c.stop - c.start if isinstance(c, slice) else 1 for c in self._cols]

@@ -44,6 +44,10 @@ class Dataset:
     action_scale: dict | None = None
     # a view made from a stored dataset (``goal_terminal_view``): what was done and the source's size and checksum
     view: dict | None = None
+    # which rows are demonstrations (bool per row), from a generated file's ``source`` column (0 = demonstration
+    # row, ``benchmarks/generation/priordata.py``); None where the file does not say. Read by algorithms that
+    # draw a separate demonstration batch (``Algorithm.demo_batch_size``)
+    demo: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -89,7 +93,8 @@ class Dataset:
         view = {"kind": "goal_terminal", "source_rows": len(self), "source_episodes": len(ends),
                 "source_sha256": self.checksum(), "rows": int(keep.sum()), "episodes": kept}
         return replace(self, obs=self.obs[keep], act=self.act[keep], rew=self.rew[keep],
-                       next_obs=self.next_obs[keep], done=done[keep], timeout=self.timeout[keep], view=view)
+                       next_obs=self.next_obs[keep], done=done[keep], timeout=self.timeout[keep], view=view,
+                       demo=None if self.demo is None else self.demo[keep])
 
     def checksum(self) -> str:
         h = hashlib.sha256()
@@ -223,13 +228,14 @@ def load_d4rl_hdf5(path: str, obs_dim: int | None = None, act_dim: int | None = 
         if missing:
             raise UserError(f"dataset {path} is missing key(s): {', '.join(missing)} "
                             f"(D4RL layout needs {', '.join(REQUIRED)})")
-        raw = {k: np.asarray(f[k]) for k in (*REQUIRED, "timeouts", "next_observations") if k in f}
+        raw = {k: np.asarray(f[k]) for k in (*REQUIRED, "timeouts", "next_observations", "source") if k in f}
     return from_arrays(raw, path, obs_dim, act_dim)
 
 
 def from_arrays(raw: dict[str, np.ndarray], source: str, obs_dim: int | None = None,
                 act_dim: int | None = None) -> Dataset:
-    """Validate D4RL-layout arrays (lengths, shapes, finiteness, sizes) and build a ``Dataset``."""
+    """Validate D4RL-layout arrays (lengths, shapes, finiteness, sizes) and build a ``Dataset``. An optional
+    ``source`` array (the suite's generated files: 0 = demonstration row) gives ``Dataset.demo``."""
     n = len(raw["observations"])
     for k, v in raw.items():
         if len(v) != n:
@@ -241,6 +247,7 @@ def from_arrays(raw: dict[str, np.ndarray], source: str, obs_dim: int | None = N
     rew = raw["rewards"].astype(np.float32).reshape(n)
     term = raw["terminals"].astype(bool).reshape(n)
     tout = raw["timeouts"].astype(bool).reshape(n) if "timeouts" in raw else np.zeros(n, bool)
+    demo = (raw["source"].reshape(n) == 0) if "source" in raw else None
     for k, v in (("observations", obs), ("actions", act), ("rewards", rew)):
         bad = ~np.isfinite(v)
         if bad.any():
@@ -257,7 +264,7 @@ def from_arrays(raw: dict[str, np.ndarray], source: str, obs_dim: int | None = N
             raise UserError(f"dataset {source}: 'next_observations' shape {nxt.shape} != observations {obs.shape}")
         if not np.isfinite(nxt).all():
             raise UserError(f"dataset {source}: 'next_observations' has NaN/inf values")
-        return Dataset(obs, act, rew, nxt, term.astype(np.float32), tout, source)
+        return Dataset(obs, act, rew, nxt, term.astype(np.float32), tout, source, demo=demo)
 
     # D4RL qlearning_dataset: drop time-limit rows and the last row; keep terminal rows.
     keep = ~tout[:-1]
@@ -266,7 +273,8 @@ def from_arrays(raw: dict[str, np.ndarray], source: str, obs_dim: int | None = N
     # the row before a dropped time-limit row ends its episode by time limit too
     timeout = np.zeros(len(idx), bool)
     timeout[:-1] = idx[1:] != idx[:-1] + 1
-    return Dataset(obs[idx], act[idx], rew[idx], nxt, term[idx].astype(np.float32), timeout, source)
+    return Dataset(obs[idx], act[idx], rew[idx], nxt, term[idx].astype(np.float32), timeout, source,
+                   demo=None if demo is None else demo[idx])
 
 
 def write_d4rl_hdf5(path: str, ds: Dataset, attrs: dict[str, str] | None = None,

@@ -12,6 +12,9 @@
   newest row of an episode still being collected).
 
 Any other declared column is the algorithm's own to write (AWR's returns and advantages).
+
+Beside the columns, ``prior_buffer`` marks the demonstration rows of an algorithm that draws a demonstration batch
+(``Algorithm.demo_batch_size``), and ``minibatch`` draws every batch the harness passes to ``update``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from algorithms.base import Batch, UserError
 from benchmarks.data.buffer import ReplayBuffer
 
 HARNESS_COLUMNS = ("mc_return", "next_act")
@@ -30,7 +34,22 @@ def prior_buffer(algo, ds, capacity: int, device="cpu", seed: int = 0) -> Replay
     buffer = ReplayBuffer(ds.obs_dim, ds.act_dim, capacity, device, seed=seed, extras=widths(algo, ds.act_dim))
     buffer.add_many(ds.obs, ds.act, ds.rew, ds.next_obs, ds.done, ds.timeout)
     fill_prior(buffer, algo, ds)
+    if algo.demo_batch_size():  # the demonstration rows (every prior row where the file marks none)
+        rows = buffer.positions(0, len(ds))
+        buffer.demo_rows = rows if ds.demo is None else rows[torch.as_tensor(ds.demo, device=buffer.device)]
+        if not len(buffer.demo_rows):
+            raise UserError(f"{algo.name} draws a batch of demonstrations, but dataset {ds.source} marks none of its "
+                            f"{len(ds)} rows as one (its 'source' column has no 0)")
     return buffer
+
+
+def minibatch(buffer, algo, batch_size: int, phase: str) -> Batch:
+    """The batch of one gradient step: uniform over the buffer, or online at the algorithm's ``online_mix`` share of
+    prior rows; with ``Batch.demo`` drawn after it where the algorithm declares ``demo_batch_size``."""
+    mix = algo.online_mix() if phase == "online" else None
+    batch = buffer.sample(batch_size) if mix is None else buffer.sample_mixed(batch_size, mix)
+    n_demo = algo.demo_batch_size()
+    return batch._replace(demo=buffer.sample_demo(n_demo)) if n_demo else batch
 
 
 def widths(algo, act_dim: int) -> dict[str, int | tuple[int]]:

@@ -311,6 +311,9 @@ def _build(spec: RunSpec, prepared: tuple):
     buffer = columns.prior_buffer(algo, ds, algo.buffer_capacity(len(ds), spec.online_steps), device, spec.seed)
     if buffer.size < buffer.capacity:  # prior data stays for the whole run (AWAC paper Sec. 5); the FIFO
         buffer.protect()               # of a capacity-limited algorithm (AWR) cycles over online rows only
+    if algo.demo_batch_size() and ds.demo is None:
+        budget_warnings.append(f"dataset {portable_path(ds.source)} marks no demonstration rows (no 'source' column): "
+                               f"the demonstration batch is drawn from all {len(ds)} prior rows")
 
     # fixed diagnostic batch from the offline data, with Monte-Carlo returns for the Q-estimate check
     gamma = algo.discount
@@ -327,6 +330,8 @@ def _build(spec: RunSpec, prepared: tuple):
               "action_scale": ds.action_scale,
               "dataset_rows": len(ds), "dataset_sha256": ds.checksum() if ds.view is None else None,
               "gamma": gamma, "warnings": budget_warnings}
+    if algo.demo_batch_size():
+        config["demo_rows"] = len(buffer.demo_rows)
     if ds.view is not None:  # the stored dataset's checksum (provenance), what the run made of it beside
         config.update(dataset_sha256=ds.view["source_sha256"], dataset_rows=ds.view["source_rows"],
                       dataset_view=ds.view)

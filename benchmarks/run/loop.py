@@ -28,7 +28,7 @@ from benchmarks.common import checkpoint, files
 from benchmarks.common.precision import autocast
 from benchmarks.common.provenance import code_identity
 from benchmarks.rollouts import Episode, RandomPolicy, collect, evaluate
-from benchmarks.run.columns import fill_online
+from benchmarks.run.columns import fill_online, minibatch
 from benchmarks.run.results import RunWriter
 
 PROGRESS_EVERY_S = 2.0  # seconds between progress.json updates (read by the sweep's bar and `awac-bench status`)
@@ -279,10 +279,8 @@ class RunLoop:
 
     def _update(self, batch_size: int, phase: str, step: int | None = None) -> None:
         """One gradient step; a row of its metrics every ``log_every`` steps (offline: the phase's step count,
-        online: the algorithm's gradient steps). Online batches mix prior and online rows at the algorithm's
-        ``online_mix`` share, if it has one."""
-        mix = self.algo.online_mix() if phase == "online" else None
-        batch = self.buffer.sample(batch_size) if mix is None else self.buffer.sample_mixed(batch_size, mix)
+        online: the algorithm's gradient steps), on ``minibatch``'s batch."""
+        batch = minibatch(self.buffer, self.algo, batch_size, phase)
         with autocast(self.buffer.device, self.spec.bf16):
             metrics = self.algo.update(batch)
         if (self.algo.grad_steps if step is None else step) % self.spec.log_every == 0:
