@@ -11,12 +11,11 @@ import seaborn as sns
 # The registered algorithms in display order; AWAC first because every comparison in the report is against it.
 # Any other algorithm is drawn too: it gets the next colours of the palette and its registry name.
 # ``sacfd-prior`` is SACfD with its ``prior`` preset (BC-initialised actor), shown by the paper's own name for
-# it, "SACfD-pretrain" (its challenges section); the paper's "SAC+BC" is another method (a BC loss in SAC's
-# actor update throughout, after Nair et al. 2018) that this suite does not run: docs/FIDELITY.md, "Which SAC
-# baselines".
-KNOWN_ALGOS: tuple[str, ...] = ("awac", "sacfd", "bear", "awr", "bc", "iql", "sacfd-prior")
+# it, "SACfD-pretrain" (its challenges section); the paper's "SAC+BC" (a BC loss in SAC's actor update throughout,
+# after Nair et al. 2018) is ``sac-bc``: docs/FIDELITY.md, "Which SAC baselines".
+KNOWN_ALGOS: tuple[str, ...] = ("awac", "sacfd", "bear", "awr", "bc", "iql", "sacfd-prior", "sac-bc")
 DISPLAY_NAMES: dict[str, str] = {"awac": "AWAC", "sacfd": "SACfD", "bear": "BEAR", "awr": "AWR", "bc": "BC",
-                                 "iql": "IQL", "sacfd-prior": "SACfD-pretrain"}
+                                 "iql": "IQL", "sacfd-prior": "SACfD-pretrain", "sac-bc": "SAC+BC"}
 PALETTE_NAME = "colorblind"
 
 

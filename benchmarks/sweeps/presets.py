@@ -27,7 +27,8 @@
   seed-to-seed spread would hide a multiplier that moves the wrong way within 1000 updates; and BEAR's three
   networks are 256-256 (d3rlpy 2.8.1's default encoders, ``VectorEncoderFactory`` hidden_units [256, 256])
   instead of the official 400-300 / 750-750, which halves its runs (about half of the check's time with the
-  official sizes, putting ``make check`` at 8 minutes). CQL, Cal-QL, ReBRAC and RLPD at ``SMALL_MODERN``'s sizes.
+  official sizes, putting ``make check`` at 8 minutes). CQL, Cal-QL, ReBRAC and RLPD at ``SMALL_MODERN``'s sizes;
+  SAC+BC at batch 256 as AWAC.
   Short enough for CI.
 * ``pilot``: CQL, Cal-QL, ReBRAC and RLPD at their official sizes on pen-binary and halfcheetah-awac at the quick
   budget, seed 0: a first look before a grid includes them.
@@ -94,7 +95,7 @@ PRESETS = {
                      spec=dict(offline_steps=25_000, online_steps=100_000, utd=0.1, eval_every=5_000,
                                eval_every_offline=5_000, eval_episodes=10, log_every=1_000)),
     "check": dict(tasks=["hopper-check", "pen-binary-human"], seeds=[0, 1, 2],
-                  overrides={"awac": {"batch_size": 256},
+                  overrides={"awac": {"batch_size": 256}, "sac-bc": {"batch_size": 256},
                              "bear": {"warmup_steps": 250, "log_alpha_init": 0.0, "actor_hidden": (256, 256),
                                       "critic_hidden": (256, 256), "vae_hidden": (256, 256)},
                              "sacfd": {"bc_init_steps": 250}, **SMALL_MODERN},
