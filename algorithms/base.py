@@ -218,8 +218,8 @@ class Algorithm:
 
     def demo_batch_size(self) -> int:
         """Rows of the demonstration minibatch that comes with every batch (``Batch.demo``); 0 (default): none.
-        The demonstration rows are the prior data's rows that its file marks as such (``Dataset.demo``); a file
-        that marks none counts every prior row as a demonstration, and the run records a warning."""
+        The demonstration rows are the prior data's rows that its file (or its task) marks as such
+        (``Dataset.demo``); where nothing marks them every prior row counts, and the run records a warning."""
         return 0
 
     def online_mix(self) -> float | None:

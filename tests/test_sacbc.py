@@ -227,3 +227,16 @@ def test_the_policy_learns_the_demonstrations_not_the_other_rows(sign):
         algo.update(minibatch(buf, algo, 32, "offline"))
     mean = algo.act(ds.obs, deterministic=True).mean()
     assert mean * sign > 0.5, mean
+
+
+def test_the_shipped_human_data_is_demonstrations_throughout():
+    """pen-binary-human and door-binary-human are the human demonstrations alone: every row is a demonstration
+    row (no warning); a generated task's rows are marked by its file, and MuJoCo's tasks claim nothing."""
+    from benchmarks.tasks.registry import get_task
+
+    for name in ("pen-binary-human", "door-binary-human"):
+        task = get_task(name)
+        assert task.demonstrations_only
+        ds = task.load_dataset(None, None)
+        assert ds.demo is not None and ds.demo.all() and len(ds.demo) == len(ds)
+    assert not any(get_task(n).demonstrations_only for n in ("pen-binary", "door-binary", "halfcheetah-awac"))

@@ -39,9 +39,10 @@ from benchmarks.tasks.task import Task, binary_reward, door_relabel
 
 def _hand(name: str, env_id: str, success_min_steps: int, score_family: str, recipe, data_file: str | None,
           description: str, relabel=None) -> Task:
+    """A binary hand task: on generated data (``recipe``), or on a shipped file of human demonstrations alone."""
     path = os.path.join(DATA_DIR, data_file) if data_file else os.path.join(GENERATED_DIR, f"{name}.hdf5")
     return Task(name, env_id, "hand", path, 200, binary_reward, success_min_steps, score_family, description,
-                relabel=relabel, recipe=recipe)
+                relabel=relabel, recipe=recipe, demonstrations_only=data_file is not None)
 
 
 # Data-quality ladders (docs/TASKS.md "Data quality", declared before any data was generated with them): the

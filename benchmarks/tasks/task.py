@@ -86,6 +86,9 @@ class Task:
     # how the suite generates this task's dataset (``recipe.py``; made by ``benchmarks/generation/priordata.py``),
     # or None for a file on disk
     recipe: Recipe | None = None
+    # the dataset is demonstrations alone (the shipped human data): every row is a demonstration row for an
+    # algorithm that draws a demonstration batch (``Dataset.demo``; generated files mark theirs in a column)
+    demonstrations_only: bool = False
 
     def relabel_rewards(self, ds: data_mod.Dataset) -> np.ndarray:
         """The dataset's rewards for this task: as recorded, or recomputed by ``relabel``."""
@@ -159,6 +162,8 @@ class Task:
                             f"run `awac-bench data generate --task {self.name}`")
         ds = data_mod.load_dataset(self.dataset_path, obs_dim, act_dim)
         ds.rew = self.relabel_rewards(ds)
+        if self.demonstrations_only and ds.demo is None:
+            ds.demo = np.ones(len(ds), dtype=bool)
         if action_space is not None and self.rescales(action_space):
             ds = data_mod.rescale_actions(ds, action_space.low, action_space.high)
         return ds
