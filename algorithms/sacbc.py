@@ -3,13 +3,16 @@
 The paper's hand, Gym and robot figures plot "SAC+BC": SAC with a behaviour-cloning loss added to the actor update,
 after Nair et al. 2018 (arXiv 1709.10089, DDPG with a BC loss on demonstrations), with SAC in place of DDPG (the
 paper's Gym appendix). The authors made it with their AWAC trainer: ``experiments/ashvin/icml2020/hand/baselines/
-sac_bc1.py`` in a fork of their research code (Asap7772/railrl_evalsawyer) runs ``rlkit/torch/sac/awac_trainer.py``
-with the advantage-weighted term off (``awr_weight=0``), the reparameterised SAC term on (``reparam_weight=1``),
-the temperature fixed at 0 (``use_automatic_entropy_tuning=False, alpha=0``) and a maximum-likelihood BC term at
-weight 1 (``bc_weight=1, bc_loss_type="mle"``) on a separate batch of 128 demonstration rows (``bc_batch_size``,
-``demo_train_buffer``: the human demonstrations, not the BC rollouts); 25k joint steps offline
-(``q_num_pretrain2_steps``) and no BC-only phase (``bc_num_pretrain_steps=0``). This file follows that launcher;
-docs/FIDELITY.md, "Which SAC baselines", says how it differs from SACfD and SACfD-pretrain (``sac.py``).
+sac_bc1.py`` in a fork of their research code (Asap7772/railrl_evalsawyer) configures ``rlkit/torch/sac/
+awac_trainer.py`` with the advantage-weighted term off (``awr_weight=0``, ``use_awr_update=False``), the
+reparameterised SAC term on (``reparam_weight=1``), the temperature fixed at 0 (``use_automatic_entropy_tuning=False,
+alpha=0``) and the BC term at weight 1 (``bc_weight=1``; ``run_bc_batch`` computes the negative log-likelihood) on a
+separate batch of 128 demonstration rows (``bc_batch_size``, ``demo_train_buffer``: the demonstrations, not the BC
+rollouts); 25k joint steps offline (``q_num_pretrain2_steps``) and no BC-only phase (``bc_num_pretrain_steps=0``).
+The pairing is our reconstruction: the launcher as stored also passes keys that the stored trainer does not accept
+(``bc_loss_type``, ``awr_loss_type``), so it did not run on that exact trainer. This file follows the launcher's
+settings on that trainer; docs/FIDELITY.md, "Which SAC baselines", says how it differs from SACfD and
+SACfD-pretrain (``sac.py``).
 
 One gradient step on a batch {(s, a, r, s', d)} of size B and a demonstration batch {(s_d, a_d)} of size D
 (``Batch.demo``), with pi a Gaussian policy (tanh mean, state-independent std: AWAC's policy):
@@ -20,11 +23,14 @@ Actor:   a~ = mu(s) + sigma eps (reparameterised)
          L_pi = mean_B[ alpha log pi(a~|s) - min_j Q_j(s, a~) ] + w_bc mean_D[ -log pi(a_d|s_d) ]
 Targets: Polyak averaging with tau after every step. Adam for both; L2 weight decay on the policy.
 
-As in rlkit's trainer both losses come from one forward pass, before either network steps: the actor's Q term
-uses the critic as it was at the start of the step (the critic's parameters are frozen while it is computed, so
-the actor loss sends no gradient into them), and one backward pass of the sum gives each network its own loss's
-gradient. With alpha = 0 (the launcher's) the temperature terms vanish; the policy's std then learns from the BC
-term and from the reparameterised Q term only.
+Both losses come from one forward pass, before either network steps, and the actor's Q term uses the critic as it
+was at the start of the step (its parameters are frozen while the term is computed, so the actor loss sends no
+gradient into them); one backward pass of the sum then gives each network its own loss's gradient. That is what
+rlkit's trainer means to compute: literally it steps the critics before ``policy_loss.backward()`` through graphs
+built with their old weights, which PyTorch >= 1.5 refuses and older versions (``p.data`` updates) ran with the new
+weights and the old activations. With alpha = 0 (the launcher's) the temperature terms vanish; the policy's std then
+moves under the BC term, the reparameterised Q term and the weight decay. For alpha != 0 the target is SAC's; rlkit
+would broadcast its [B, 1] Q against the [B] log-probabilities there, a slip that alpha = 0 hides.
 """
 
 from __future__ import annotations

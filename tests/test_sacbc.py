@@ -166,6 +166,8 @@ def test_the_source_column_marks_demonstrations_through_every_view(tmp_path):
     path = str(tmp_path / "d.hdf5")
     write_d4rl_hdf5(path, ds, extra={"source": np.where(ds.demo, 0, 1).astype(np.uint8)})
     np.testing.assert_array_equal(load_d4rl_hdf5(path).demo, ds.demo)
+    raw["source"] = np.zeros(3, np.uint8)  # a file's own "source" of another length is not the suite's column
+    assert from_arrays(raw, "mem").demo is None
     del raw["source"]
     assert from_arrays(raw, "mem").demo is None
 
@@ -240,3 +242,5 @@ def test_the_shipped_human_data_is_demonstrations_throughout():
         ds = task.load_dataset(None, None)
         assert ds.demo is not None and ds.demo.all() and len(ds.demo) == len(ds)
     assert not any(get_task(n).demonstrations_only for n in ("pen-binary", "door-binary", "halfcheetah-awac"))
+    assert not get_task("pen-binary-human", dataset="other.hdf5").demonstrations_only  # another file: unknown
+    assert get_task("pen-binary-human", env_id="AdroitHandPen-v1").demonstrations_only

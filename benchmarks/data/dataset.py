@@ -237,6 +237,9 @@ def from_arrays(raw: dict[str, np.ndarray], source: str, obs_dim: int | None = N
     """Validate D4RL-layout arrays (lengths, shapes, finiteness, sizes) and build a ``Dataset``. An optional
     ``source`` array (the suite's generated files: 0 = demonstration row) gives ``Dataset.demo``."""
     n = len(raw["observations"])
+    raw = dict(raw)
+    marks = raw.pop("source", None)  # the suite's own column; a file's unrelated "source" of another shape is ignored
+    demo = (marks == 0) if marks is not None and np.shape(marks) == (n,) else None
     for k, v in raw.items():
         if len(v) != n:
             raise UserError(f"dataset {source}: '{k}' has {len(v)} rows but 'observations' has {n}")
@@ -247,7 +250,6 @@ def from_arrays(raw: dict[str, np.ndarray], source: str, obs_dim: int | None = N
     rew = raw["rewards"].astype(np.float32).reshape(n)
     term = raw["terminals"].astype(bool).reshape(n)
     tout = raw["timeouts"].astype(bool).reshape(n) if "timeouts" in raw else np.zeros(n, bool)
-    demo = (raw["source"].reshape(n) == 0) if "source" in raw else None
     for k, v in (("observations", obs), ("actions", act), ("rewards", rew)):
         bad = ~np.isfinite(v)
         if bad.any():

@@ -312,8 +312,8 @@ def _build(spec: RunSpec, prepared: tuple):
     if buffer.size < buffer.capacity:  # prior data stays for the whole run (AWAC paper Sec. 5); the FIFO
         buffer.protect()               # of a capacity-limited algorithm (AWR) cycles over online rows only
     if algo.demo_batch_size() and ds.demo is None:
-        budget_warnings.append(f"dataset {portable_path(ds.source)} marks no demonstration rows (no 'source' column): "
-                               f"the demonstration batch is drawn from all {len(ds)} prior rows")
+        budget_warnings.append(f"dataset {portable_path(ds.source)} marks no demonstration rows (no 'source' column, "
+                               f"0 = demonstration): the demonstration batch is drawn from all {len(ds)} prior rows")
 
     # fixed diagnostic batch from the offline data, with Monte-Carlo returns for the Q-estimate check
     gamma = algo.discount

@@ -132,7 +132,8 @@ def get_task(name: str, dataset: str | None = None, env_id: str | None = None) -
         raise UserError(f"unknown task '{name}' (known: {', '.join(sorted(TASKS))}, custom, a D4RL name like "
                         "hopper-medium-v2 or a Minari id like mujoco/hopper/medium-v0)")
     task = TASKS[name]
-    if dataset or env_id:
+    if dataset or env_id:  # another file is not known to be demonstrations alone
         task = Task(**{**task.__dict__, "dataset_path": dataset or task.dataset_path,
-                       "env_id": env_id or task.env_id})
+                       "env_id": env_id or task.env_id,
+                       "demonstrations_only": task.demonstrations_only and not dataset})
     return task
