@@ -33,6 +33,10 @@ from analysis.style import display_name, format_steps, order_algos, theme
 NEVER_LEVEL = 1.12  # "never recovered" is drawn at this multiple of the online budget
 OFFLINE_WIDTH = 0.35  # offline segment width as a fraction of the online span
 OFFLINE_SHADE = "#eeeeee"
+SCORE_MARGIN = 5.0  # points below 0 and above 100 that a 0-100 score's axis always shows (and +-5 for drops)
+# an interval panel's names are set at an angle when (longest name) x (number of names) exceeds this many characters
+# (each name gets a slot as wide as the panel / the number of names; 7 names with "SACfD-pretrain" overlap)
+CROWDED_LABEL_CHARS = 60
 FACET_W, FACET_H = 4.3, 3.3
 MAX_COLS = 3
 # Log y-axis when values span more than this many times their median: Q blow-ups (SACfD) need it early;
@@ -225,9 +229,12 @@ def plot_learning_curves(
             _band(ax, axis.x(ci.index.to_numpy()), ci, palette[algo])
         if task_evals.empty:
             _no_data(ax)
+        source = task_evals["score_source"].iloc[0] if len(task_evals) else "return_mean"
+        if source in BOUNDED_SOURCES:  # the whole 0-100 range (or more), also where every curve sits at 0
+            low, high = ax.get_ylim()
+            ax.set_ylim(min(low, -SCORE_MARGIN), max(high, 100 + SCORE_MARGIN))
         _style_step_axis(ax, axis)
         ax.set_title(task)
-        source = task_evals["score_source"].iloc[0] if len(task_evals) else "return_mean"
         ax.set_ylabel(SCORE_LABELS[source])
         ax.set_xlabel(STEP_AXIS_LABEL, fontsize=8)
     _hide_unused(axes, len(tasks))
@@ -273,7 +280,10 @@ def _interval_panel(
                 capsize=4,
                 zorder=4,
             )
-    ax.set_xticks(range(len(algos)), [display_name(a) for a in algos])
+    names = [display_name(a) for a in algos]
+    crowded = max(map(len, names), default=0) * len(names) > CROWDED_LABEL_CHARS  # labels would run into each other
+    ax.set_xticks(range(len(algos)), names, rotation=30 if crowded else 0, ha="right" if crowded else "center",
+                  rotation_mode="anchor")
     ax.set_xlim(-0.6, len(algos) - 0.4)
 
 
@@ -288,6 +298,8 @@ def plot_transition(metrics: pd.DataFrame, runs: pd.DataFrame, palette: Palette,
         budget = max(float(runs.loc[runs["task"] == task, "online_steps"].max()), 1.0)
         window = data["window"].max() if len(data) else float("nan")
         _interval_panel(top, data, "drop_abs", algos, palette)
+        low, high = top.get_ylim()  # at least +-SCORE_MARGIN points: an all-zero panel is not scaled to noise
+        top.set_ylim(min(low, -SCORE_MARGIN), max(high, SCORE_MARGIN))
         top.axhline(0, color="black", lw=0.8)
         top.set_title(task)
         top.set_ylabel(f"drop (score, first {format_steps(window)} env steps)", fontsize=8)
@@ -308,12 +320,22 @@ def plot_transition(metrics: pd.DataFrame, runs: pd.DataFrame, palette: Palette,
 # 3. Aggregate data efficiency
 
 
+def shared_tasks(evals: pd.DataFrame, algos: list[str]) -> list[str]:
+    """The tasks with a 0-100 score on which every one of ``algos`` has evaluations (sorted): the tasks an
+    aggregate can pool without comparing algorithms over different task sets (a grid still running)."""
+    bounded = evals[evals["score_source"].isin(BOUNDED_SOURCES)]
+    per_algo = [set(bounded.loc[bounded["algo"] == a, "task"]) for a in algos]
+    per_algo = [tasks for tasks in per_algo if tasks]
+    return sorted(set.intersection(*per_algo)) if per_algo else []
+
+
 def aggregate_curves(evals: pd.DataFrame, algos: list[str]) -> dict[str, pd.DataFrame]:
     """IQM (stratified bootstrap CI over tasks) of the online score per algorithm on one union grid.
 
-    Only tasks with a 0-100 score are pooled; the switch evaluation is the point at env step 0.
+    Only the tasks with a 0-100 score that every algorithm ran are pooled (``shared_tasks``); the switch
+    evaluation is the point at env step 0.
     """
-    online = evals[(evals["t"] >= 0) & evals["score_source"].isin(BOUNDED_SOURCES)]
+    online = evals[(evals["t"] >= 0) & evals["task"].isin(shared_tasks(evals, algos))]
     common = grid_mod.union_grid(online["t"])
     curves = {}
     for algo in algos:
@@ -337,13 +359,16 @@ def plot_aggregate(
     curves = aggregate_curves(evals, algos)
     for algo, ci in curves.items():
         _band(ax, ci.index.to_numpy(), ci, palette[algo])
+    pooled = shared_tasks(evals, algos)
+    ran = evals.loc[evals["score_source"].isin(BOUNDED_SOURCES), "task"].nunique()
     if not curves:
-        _no_data(ax, "no task with a 0-100 score")
+        _no_data(ax, "no task with a 0-100 score" if not ran else "no 0-100 task that every algorithm ran")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_steps(v)))
     ax.set_xlim(left=0)
     ax.set_xlabel("online environment steps (0 = switch)")
     ax.set_ylabel("IQM score (0-100)")
-    ax.set_title("Aggregate over tasks")
+    ax.set_title(f"Aggregate over {len(pooled)} tasks" if len(pooled) == ran else
+                 f"Aggregate over the {len(pooled)} of {ran} tasks every algorithm ran", fontsize=10)
 
     shown = poi.dropna(subset=["point"]) if len(poi) else poi
     for i, row in enumerate(shown.itertuples(index=False)):

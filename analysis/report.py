@@ -17,7 +17,7 @@ import pandas as pd
 
 from analysis import fidelity, plots, tables
 from analysis.grid import GRID_DESCRIPTION
-from analysis.load import Results, load_results
+from analysis.load import BOUNDED_SOURCES, Results, load_results
 from analysis.metrics import run_metrics
 from analysis.stats import CI_DESCRIPTION
 from analysis.style import algo_palette, display_name, order_algos
@@ -108,6 +108,22 @@ def run_warnings(runs: pd.DataFrame) -> dict[str, list[str]]:
         if found:
             flagged[str(run_id)] = [str(w) for w in found]
     return flagged
+
+
+def _unshared_tasks_note(results) -> list[str]:
+    """A warning where the algorithms ran on different 0-100 tasks (a grid still running): their rows below pool
+    different tasks, and the aggregate figure pools only the shared ones."""
+    evals = results.evals
+    bounded = evals[evals["score_source"].isin(BOUNDED_SOURCES)]
+    algos = order_algos(bounded["algo"].unique())
+    shared = plots.shared_tasks(evals, algos)
+    ran = sorted(bounded["task"].unique())
+    if len(shared) == len(ran):
+        return []
+    names = ", ".join(f"`{t}`" for t in shared) or "none"
+    return [f"**Not every algorithm ran every task** (runs / tasks column): the rows below pool different tasks "
+            f"and are not comparable with each other. The aggregate figure pools only the {len(shared)} of "
+            f"{len(ran)} tasks every algorithm ran: {names}.", ""]
 
 
 def _warnings_section(flagged: dict[str, list[str]]) -> list[str]:
@@ -329,6 +345,7 @@ def render_report(
         "Interquartile mean over all (task, seed) runs of tasks with a 0-100 score, with stratified "
         "bootstrap 95% CIs (seeds resampled within each task).",
         "",
+        *_unshared_tasks_note(results),
         tables.aggregate_markdown(estimates),
         f"## Probability of improvement ({display_name(REFERENCE)} vs each baseline)",
         "",

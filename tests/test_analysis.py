@@ -561,3 +561,53 @@ def test_facets_leave_as_few_empty_panels_as_they_can():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_aggregates_pool_only_the_tasks_every_algorithm_ran():
+    """A grid still running: AWAC has door and pen, SACfD pen alone. The aggregate pools pen only (AWAC's door zeros
+    would otherwise pull its IQM to half of its pen score), and the report says so."""
+    from analysis.plots import aggregate_curves, shared_tasks
+
+    rows = []
+    for algo, task, score in [("awac", "door", 0.0), ("awac", "pen", 90.0), ("sacfd", "pen", 10.0),
+                              ("awac", "hc", 50.0)]:
+        for seed in range(3):
+            for t in (0, 100):
+                rows.append({"algo": algo, "task": task, "run_id": f"{algo}-{task}-{seed}", "t": t, "score": score,
+                             "score_source": "return_mean" if task == "hc" else "success_rate"})
+    evals = pd.DataFrame(rows)
+    assert shared_tasks(evals, ["awac", "sacfd"]) == ["pen"]  # hc has no 0-100 score: never pooled
+    assert shared_tasks(evals, ["awac"]) == ["door", "pen"]
+    assert shared_tasks(evals, []) == []
+    curves = aggregate_curves(evals, ["awac", "sacfd"])
+    assert curves["awac"]["point"].tolist() == [90.0, 90.0] and curves["sacfd"]["point"].tolist() == [10.0, 10.0]
+
+
+def test_a_success_panel_shows_0_to_100_even_when_every_curve_is_at_0(tmp_path, monkeypatch):
+    """door-binary's AWAC and SACfD stay at 0%: the axis was scaled to +-0.05 around the flat line; a 0-100 score
+    now always shows at least [-5, 105] and an all-zero drop panel at least +-5 points."""
+    from analysis.plots import SCORE_MARGIN, plot_learning_curves, plot_transition
+
+    evals = pd.DataFrame({"algo": "awac", "task": "door", "run_id": [f"r{s}" for s in range(2) for _ in range(3)],
+                          "seed": [s for s in range(2) for _ in range(3)], "t": [-10, 0, 100] * 2, "score": 0.0,
+                          "score_source": "normalized_score"})
+    runs = pd.DataFrame({"run_id": ["r0", "r1"], "algo": "awac", "task": "door", "offline_steps": 10,
+                         "online_steps": 100})
+    captured = {}
+    import analysis.plots as plots_mod
+
+    real_save = plots_mod.save
+
+    def keep(fig, out_dir, name):
+        captured[name] = [ax.get_ylim() for ax in fig.axes if ax.get_visible()]
+        return real_save(fig, out_dir, name)
+
+    monkeypatch.setattr(plots_mod, "save", keep)
+    plot_learning_curves(evals, runs, {"awac": (0, 0, 1)}, tmp_path)
+    metrics = pd.DataFrame({"algo": "awac", "task": "door", "drop_abs": [0.0, 0.0], "recovery_steps": [0.0, 0.0],
+                            "window": 20})
+    plot_transition(metrics, runs, {"awac": (0, 0, 1)}, tmp_path)
+    (low, high), = captured["learning_curves"]
+    assert low <= -SCORE_MARGIN and high >= 100 + SCORE_MARGIN
+    drop_low, drop_high = captured["transition"][0]
+    assert drop_low <= -SCORE_MARGIN and drop_high >= SCORE_MARGIN
