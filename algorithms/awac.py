@@ -32,17 +32,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, scalars
 from algorithms.networks import (
+    GaussianActing,
     GaussianPolicy,
     TwinQ,
     diag_gaussian_log_prob,
-    gaussian_action,
     make_adam,
     soft_update,
     target_network,
@@ -83,7 +82,7 @@ class AWACConfig(Config):
 
 
 @register
-class AWAC(Algorithm):
+class AWAC(GaussianActing, Algorithm):
     name = "awac"
     Config = AWACConfig
     # Every preset pretrains (the offline phase) on batches of 128, as rlkit does: both awac1.py launchers set
@@ -100,7 +99,6 @@ class AWAC(Algorithm):
         "hand": {"actor_hidden": (256, 256), "beta": 0.5, "adv_clip": 0.5, "v_from_mean": True,
                  "q_max": 0.0, "ignore_terminals": True, "offline_batch_size": 128},
     }
-
 
     def __init__(self, obs_dim: int, act_dim: int, config: AWACConfig, device="cpu"):
         super().__init__(obs_dim, act_dim, config, device)
@@ -178,17 +176,9 @@ class AWAC(Algorithm):
             adv = adv.clamp(max=adv_clip)
         return F.softmax(adv / beta, dim=0) * adv.shape[0]
 
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        mean, log_std = self.actor(self._obs_tensor(obs))
-        return gaussian_action(mean, log_std, deterministic)
-
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
                 "actor_opt": self.actor_opt, "critic_opt": self.critic_opt}
-
-    def log_likelihood(self, obs, act):
-        return self.actor.log_prob(obs, act)
 
     def q_value(self, obs, act):
         return self.critic.min_q(obs, act)

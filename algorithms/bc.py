@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config
-from algorithms.networks import GaussianPolicy, gaussian_action, make_adam
+from algorithms.networks import GaussianActing, GaussianPolicy, make_adam
 
 
 def bc_loss(policy, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
@@ -49,7 +48,7 @@ class BCConfig(Config):
 
 
 @register
-class BC(Algorithm):
+class BC(GaussianActing, Algorithm):
     name = "bc"
     Config = BCConfig
     # BC has no returns; its diagnostic Monte-Carlo returns use the discount of the suite's other algorithms
@@ -66,7 +65,6 @@ class BC(Algorithm):
     def learns_online(self) -> bool:  # type: ignore[override]
         return bool(self.cfg.learn_online)
 
-
     def loss(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return bc_loss(self.actor, obs, act)
 
@@ -75,13 +73,5 @@ class BC(Algorithm):
         self.grad_steps += 1
         return metrics
 
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        mean, log_std = self.actor(self._obs_tensor(obs))
-        return gaussian_action(mean, log_std, deterministic)
-
     def modules(self):
         return {"actor": self.actor, "opt": self.opt}
-
-    def log_likelihood(self, obs, act):
-        return self.actor.log_prob(obs, act)

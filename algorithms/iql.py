@@ -36,18 +36,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, scalars
 from algorithms.networks import (
+    GaussianActing,
     GaussianPolicy,
     TwinQ,
     diag_gaussian_log_prob,
     f32,
-    gaussian_action,
     make_adam,
     mlp,
     soft_update,
@@ -96,7 +95,7 @@ class IQLConfig(Config):
 
 
 @register
-class IQL(Algorithm):
+class IQL(GaussianActing, Algorithm):
     name = "iql"
     Config = IQLConfig
     presets = {
@@ -174,18 +173,10 @@ class IQL(Algorithm):
                  "q_mean": q1.detach().mean(), "adv_mean": adv.mean(), "weight_max": weights.max()}
         return actor_loss, critic_loss, stats
 
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        mean, log_std = self.actor(self._obs_tensor(obs))
-        return gaussian_action(mean, log_std, deterministic)  # learner.py sample_actions: clipped to [-1, 1]
-
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
                 "value": self.value, "actor_opt": self.actor_opt, "critic_opt": self.critic_opt,
                 "value_opt": self.value_opt}
-
-    def log_likelihood(self, obs, act):
-        return self.actor.log_prob(obs, act)
 
     def q_value(self, obs, act):
         return self.critic.min_q(obs, act)

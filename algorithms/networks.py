@@ -327,6 +327,20 @@ def make_sgd(params: Iterable[torch.nn.Parameter] | nn.Module, lr: float, moment
     return _make("sgd", params, lr=lr, momentum=momentum)
 
 
+class GaussianActing:
+    """``act`` and ``log_likelihood`` of an algorithm whose ``actor`` is a ``GaussianPolicy`` (AWAC, BC, IQL, SAC+BC):
+    the mean action when deterministic, else one sample, clipped to [-1, 1] (``gaussian_action``; jaxrl's
+    ``sample_actions`` clips too); log pi(a|s) of the Gaussian. A mixin listed before ``Algorithm``."""
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        mean, log_std = self.actor(self._obs_tensor(obs))
+        return gaussian_action(mean, log_std, deterministic)
+
+    def log_likelihood(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.actor.log_prob(obs, act)
+
+
 class TanhGaussianActing:
     """``act`` and ``log_likelihood`` of an algorithm whose ``actor`` is a ``TanhGaussianPolicy`` (SAC, CQL, RLPD): the
     mean action tanh(mu(s)) when deterministic, else a sample of the squashed Gaussian; log pi(a|s) of that density.

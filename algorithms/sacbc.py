@@ -37,17 +37,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
 from algorithms import register
 from algorithms.base import Algorithm, Batch, Config, scalars
 from algorithms.networks import (
+    GaussianActing,
     GaussianPolicy,
     TwinQ,
     diag_gaussian_log_prob,
-    gaussian_action,
     make_adam,
     soft_update,
     target_network,
@@ -86,7 +85,7 @@ class SACBCConfig(Config):
 
 
 @register
-class SACBC(Algorithm):
+class SACBC(GaussianActing, Algorithm):
     name = "sac-bc"
     Config = SACBCConfig
     # "hand": the two settings of sac_bc1.py's search space that only suit the binary hand tasks (rewards <= 0, no
@@ -171,17 +170,9 @@ class SACBC(Algorithm):
             next_v = next_v - c.alpha * diag_gaussian_log_prob(next_act, next_mean, next_log_std)
         return rew + c.gamma * (1.0 - done) * next_v
 
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        mean, log_std = self.actor(self._obs_tensor(obs))
-        return gaussian_action(mean, log_std, deterministic)
-
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
                 "actor_opt": self.actor_opt, "critic_opt": self.critic_opt}
-
-    def log_likelihood(self, obs, act):
-        return self.actor.log_prob(obs, act)
 
     def q_value(self, obs, act):
         return self.critic.min_q(obs, act)
