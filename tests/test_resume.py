@@ -28,6 +28,8 @@ ALGOS = {
     "awr": {**SMALL, "critic_steps": 4, "actor_steps": 6, "samples_per_iter": 30, "buffer_size": 100},
     # a cosine learning-rate schedule and a value network: state beyond networks and Adam moments
     "iql": {**SMALL, "value_hidden": [32, 32]},
+    # a second batch from the demonstration rows, drawn with the buffer's generator after every ordinary batch
+    "sac-bc": {**SMALL, "offline_batch_size": 32, "demo_batch_size": 16},
 }
 
 
