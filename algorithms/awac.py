@@ -111,11 +111,6 @@ class AWAC(GaussianActing, Algorithm):
         self.actor_opt = make_adam(self.actor, c.actor_lr, c.actor_weight_decay)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
 
-    def batch_size(self, phase: str) -> int:
-        if phase == "offline" and self.cfg.offline_batch_size:
-            return int(self.cfg.offline_batch_size)
-        return int(self.cfg.batch_size)
-
     def update(self, batch: Batch) -> dict[str, float]:
         c = self.cfg
         # The policy samples' noise, drawn here in the order of the rule above: a' ~ pi(.|s'), then a_pi ~ pi(.|s).

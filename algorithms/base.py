@@ -208,8 +208,11 @@ class Algorithm:
         return random_steps(self.cfg)
 
     def batch_size(self, phase: str) -> int:
-        """Minibatch size for ``phase`` in {"offline", "online"}."""
-        return int(self.cfg.batch_size)
+        """Minibatch size for ``phase`` in {"offline", "online"}: the config's ``batch_size``, or offline its
+        ``offline_batch_size`` where it has that key and it is set (rlkit's AWACTrainer pretrains on batches of
+        ``bc_batch_size``: AWAC, SAC+BC)."""
+        offline = getattr(self.cfg, "offline_batch_size", None) if phase == "offline" else None
+        return int(offline or self.cfg.batch_size)
 
     def online_rhythm(self) -> Rhythm:
         """The online rhythm (``Rhythm``); the default is one update per environment step. AWR collects

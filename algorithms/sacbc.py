@@ -104,11 +104,6 @@ class SACBC(GaussianActing, Algorithm):
         self.actor_opt = make_adam(self.actor, c.actor_lr, c.actor_weight_decay)
         self.critic_opt = make_adam(self.critic, c.critic_lr)
 
-    def batch_size(self, phase: str) -> int:
-        if phase == "offline" and self.cfg.offline_batch_size:
-            return int(self.cfg.offline_batch_size)
-        return int(self.cfg.batch_size)
-
     def demo_batch_size(self) -> int:
         return int(self.cfg.demo_batch_size) if self.cfg.bc_weight else 0
 

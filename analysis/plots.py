@@ -320,6 +320,11 @@ def plot_transition(metrics: pd.DataFrame, runs: pd.DataFrame, palette: Palette,
 # 3. Aggregate data efficiency
 
 
+def bounded_tasks(evals: pd.DataFrame) -> list[str]:
+    """The tasks with a 0-100 score (sorted): the only ones an aggregate pools."""
+    return sorted(evals.loc[evals["score_source"].isin(BOUNDED_SOURCES), "task"].unique())
+
+
 def shared_tasks(evals: pd.DataFrame, algos: list[str]) -> list[str]:
     """The tasks with a 0-100 score on which every one of ``algos`` has evaluations (sorted): the tasks an
     aggregate can pool without comparing algorithms over different task sets (a grid still running)."""
@@ -359,8 +364,7 @@ def plot_aggregate(
     curves = aggregate_curves(evals, algos)
     for algo, ci in curves.items():
         _band(ax, ci.index.to_numpy(), ci, palette[algo])
-    pooled = shared_tasks(evals, algos)
-    ran = evals.loc[evals["score_source"].isin(BOUNDED_SOURCES), "task"].nunique()
+    pooled, ran = shared_tasks(evals, algos), len(bounded_tasks(evals))
     if not curves:
         _no_data(ax, "no task with a 0-100 score" if not ran else "no 0-100 task that every algorithm ran")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_steps(v)))

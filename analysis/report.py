@@ -17,7 +17,7 @@ import pandas as pd
 
 from analysis import fidelity, plots, tables
 from analysis.grid import GRID_DESCRIPTION
-from analysis.load import BOUNDED_SOURCES, Results, load_results
+from analysis.load import Results, load_results
 from analysis.metrics import run_metrics
 from analysis.stats import CI_DESCRIPTION
 from analysis.style import algo_palette, display_name, order_algos
@@ -114,10 +114,7 @@ def _unshared_tasks_note(results) -> list[str]:
     """A warning where the algorithms ran on different 0-100 tasks (a grid still running): their rows below pool
     different tasks, and the aggregate figure pools only the shared ones."""
     evals = results.evals
-    bounded = evals[evals["score_source"].isin(BOUNDED_SOURCES)]
-    algos = order_algos(bounded["algo"].unique())
-    shared = plots.shared_tasks(evals, algos)
-    ran = sorted(bounded["task"].unique())
+    shared, ran = plots.shared_tasks(evals, order_algos(evals["algo"].unique())), plots.bounded_tasks(evals)
     if len(shared) == len(ran):
         return []
     names = ", ".join(f"`{t}`" for t in shared) or "none"

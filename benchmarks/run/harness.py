@@ -301,10 +301,11 @@ def _build(spec: RunSpec, prepared: tuple):
     obs_dim, act_dim = ds.obs_dim, ds.act_dim
     algo = cls(obs_dim, act_dim, cfg, device=device)
     eval_env = task.make_env()
-    # e.g. a budget that ends inside BEAR's warm-up; printed (sweep workers silence ``warnings``) and recorded
-    budget_warnings = [str(w) for w in algo.budget_warnings(planned_updates(spec, algo))]
+    # e.g. a budget that ends inside BEAR's warm-up, a dataset that marks no demonstrations; printed (sweep
+    # workers silence ``warnings``) and recorded
+    run_warnings = [str(w) for w in algo.budget_warnings(planned_updates(spec, algo))]
     if spec.online_steps and algo.learns_online and algo.random_steps >= spec.online_steps:
-        budget_warnings.append(f"the online budget ({spec.online_steps} steps) ends inside the {algo.random_steps} "
+        run_warnings.append(f"the online budget ({spec.online_steps} steps) ends inside the {algo.random_steps} "
                                "random-action steps (random_steps): no online update")
 
     # the prior data, with the declared columns the harness computes (mc_return, next_act)
@@ -312,7 +313,7 @@ def _build(spec: RunSpec, prepared: tuple):
     if buffer.size < buffer.capacity:  # prior data stays for the whole run (AWAC paper Sec. 5); the FIFO
         buffer.protect()               # of a capacity-limited algorithm (AWR) cycles over online rows only
     if algo.demo_batch_size() and ds.demo is None:
-        budget_warnings.append(f"dataset {portable_path(ds.source)} marks no demonstration rows (no 'source' column, "
+        run_warnings.append(f"dataset {portable_path(ds.source)} marks no demonstration rows (no 'source' column, "
                                f"0 = demonstration): the demonstration batch is drawn from all {len(ds)} prior rows")
 
     # fixed diagnostic batch from the offline data, with Monte-Carlo returns for the Q-estimate check
@@ -329,7 +330,7 @@ def _build(spec: RunSpec, prepared: tuple):
               "dataset": portable_path(spec.dataset), "dataset_path": portable_path(task.dataset_path),
               "action_scale": ds.action_scale,
               "dataset_rows": len(ds), "dataset_sha256": ds.checksum() if ds.view is None else None,
-              "gamma": gamma, "warnings": budget_warnings}
+              "gamma": gamma, "warnings": run_warnings}
     if algo.demo_batch_size():
         config["demo_rows"] = len(buffer.demo_rows)
     if ds.view is not None:  # the stored dataset's checksum (provenance), what the run made of it beside
