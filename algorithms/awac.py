@@ -2,7 +2,8 @@
 
 Faithful to the official implementation, rlkit's ``AWACTrainer`` (rail-berkeley/rlkit,
 ``rlkit/torch/sac/awac_trainer.py``) with the settings of ``examples/awac/mujoco/awac1.py`` (default)
-and ``examples/awac/hand/awac1.py`` (preset ``hand``).
+and ``examples/awac/hand/awac1.py`` (preset ``hand``). Preset ``hand-paper`` has the hand settings the paper's
+text gives instead (lambda = 0.3, a 4 x 256 policy; docs/FIDELITY.md, "AWAC's hand settings: two sources").
 
 Update rule, one gradient step on a batch {(s, a, r, s', d)} of size B:
 
@@ -98,6 +99,12 @@ class AWAC(GaussianActing, Algorithm):
         # rlkit examples/awac/hand/awac1.py
         "hand": {"actor_hidden": (256, 256), "beta": 0.5, "adv_clip": 0.5, "v_from_mean": True,
                  "q_max": 0.0, "ignore_terminals": True, "offline_batch_size": 128},
+        # the paper's text (Appendix: lambda = 0.3 for manipulation, policy hidden sizes [256] * 4) with the
+        # authors' launcher of that setting, Asap7772/railrl_evalsawyer
+        # experiments/ashvin/icml2020/reference/hand/awac1.py: beta 0.3, clip_score 2, policy [256] * 4,
+        # Q [256, 256] (the paper's table says [256] * 4 for Q; the launcher's is kept), the rest as "hand"
+        "hand-paper": {"actor_hidden": (256, 256, 256, 256), "beta": 0.3, "adv_clip": 2.0, "v_from_mean": True,
+                       "q_max": 0.0, "ignore_terminals": True, "offline_batch_size": 128},
     }
 
     def __init__(self, obs_dim: int, act_dim: int, config: AWACConfig, device="cpu"):

@@ -45,9 +45,13 @@ def test_hand_preset_matches_rlkit_hand_script():
     cfg = algorithms.resolve_config("awac")
     assert (cfg.beta, cfg.batch_size, cfg.tau, cfg.gamma, cfg.actor_weight_decay) == (2.0, 1024, 5e-3, 0.99, 1e-4)
     assert algorithms.resolve_config("awac", "paper").beta == 1.0
+    # the paper's text: lambda = 0.3 for manipulation, a 4 x 256 policy; railrl reference/hand/awac1.py: clip_score 2
+    cfg = algorithms.resolve_config("awac", "hand-paper")
+    assert (cfg.beta, cfg.adv_clip, cfg.v_from_mean, cfg.q_max, cfg.actor_hidden, cfg.critic_hidden) == (
+        0.3, 2.0, True, 0.0, (256, 256, 256, 256), (256, 256))
 
 
-@pytest.mark.parametrize("preset", ["mujoco", "hand", "paper"])
+@pytest.mark.parametrize("preset", ["mujoco", "hand", "paper", "hand-paper"])
 def test_presets_pretrain_on_rlkit_bc_batch_size(preset):
     # rlkit AWACTrainer.pretrain_q_with_bc_data samples bc_batch_size = 128; online training uses 1024
     algo = algorithms.make("awac", 4, 2, preset=preset)
