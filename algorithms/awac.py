@@ -82,6 +82,11 @@ class AWACConfig(Config):
     offline_batch_size: int | None = None
 
 
+# rlkit examples/awac/hand/awac1.py
+HAND = {"actor_hidden": (256, 256), "beta": 0.5, "adv_clip": 0.5, "v_from_mean": True, "q_max": 0.0,
+        "ignore_terminals": True, "offline_batch_size": 128}
+
+
 @register
 class AWAC(GaussianActing, Algorithm):
     name = "awac"
@@ -96,15 +101,12 @@ class AWAC(GaussianActing, Algorithm):
         "mujoco": {"offline_batch_size": 128},
         # the paper's lambda = 1.0 (Appendix) on the mujoco settings
         "paper": {"beta": 1.0, "offline_batch_size": 128},
-        # rlkit examples/awac/hand/awac1.py
-        "hand": {"actor_hidden": (256, 256), "beta": 0.5, "adv_clip": 0.5, "v_from_mean": True,
-                 "q_max": 0.0, "ignore_terminals": True, "offline_batch_size": 128},
+        "hand": HAND,
         # the paper's text (Appendix: lambda = 0.3 for manipulation, policy hidden sizes [256] * 4) with the
         # authors' launcher of that setting, Asap7772/railrl_evalsawyer
         # experiments/ashvin/icml2020/reference/hand/awac1.py: beta 0.3, clip_score 2, policy [256] * 4,
         # Q [256, 256] (the paper's table says [256] * 4 for Q; the launcher's is kept), the rest as "hand"
-        "hand-paper": {"actor_hidden": (256, 256, 256, 256), "beta": 0.3, "adv_clip": 2.0, "v_from_mean": True,
-                       "q_max": 0.0, "ignore_terminals": True, "offline_batch_size": 128},
+        "hand-paper": {**HAND, "actor_hidden": (256, 256, 256, 256), "beta": 0.3, "adv_clip": 2.0},
     }
 
     def __init__(self, obs_dim: int, act_dim: int, config: AWACConfig, device="cpu"):

@@ -306,7 +306,7 @@ def _build(spec: RunSpec, prepared: tuple):
     run_warnings = [str(w) for w in algo.budget_warnings(planned_updates(spec, algo))]
     if spec.online_steps and algo.learns_online and algo.random_steps >= spec.online_steps:
         run_warnings.append(f"the online budget ({spec.online_steps} steps) ends inside the {algo.random_steps} "
-                               "random-action steps (random_steps): no online update")
+                            "random-action steps (random_steps): no online update")
 
     # the prior data, with the declared columns the harness computes (mc_return, next_act)
     buffer = columns.prior_buffer(algo, ds, algo.buffer_capacity(len(ds), spec.online_steps), device, spec.seed)
@@ -314,7 +314,7 @@ def _build(spec: RunSpec, prepared: tuple):
         buffer.protect()               # of a capacity-limited algorithm (AWR) cycles over online rows only
     if algo.demo_batch_size() and ds.demo is None:
         run_warnings.append(f"dataset {portable_path(ds.source)} marks no demonstration rows (no 'source' column, "
-                               f"0 = demonstration): the demonstration batch is drawn from all {len(ds)} prior rows")
+                            f"0 = demonstration): the demonstration batch is drawn from all {len(ds)} prior rows")
 
     # fixed diagnostic batch from the offline data, with Monte-Carlo returns for the Q-estimate check
     gamma = algo.discount
